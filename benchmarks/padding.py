@@ -1,0 +1,84 @@
+"""What TF-SAME padding costs: Conv2dSame against plain symmetric nn.Conv2d.
+
+A ResNet-like stack of 3x3 convolutions (stride 2 then stride 1, four times,
+after a stride-2 stem) is built twice with the same weights and FLOPs: once
+from ``zoo.layers.Conv2dSame`` (stride-1 layers fold their padding into the
+conv, stride-2 layers add one asymmetric ``F.pad``), once from
+``nn.Conv2d(padding=1)``. The two are timed interleaved in one run, and the
+ratio of medians is printed. Goal: <= 1.02.
+
+    python benchmarks/padding.py [--batch 32] [--size 224] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from zoo.layers import Conv2dSame
+
+# (in, out, stride) for each 3x3 convolution.
+STACK = [(3, 32, 2), (32, 32, 1), (32, 64, 2), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1)]
+
+
+def build(tf_same: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for cin, cout, stride in STACK:
+        conv = Conv2dSame(cin, cout, 3, stride) if tf_same else nn.Conv2d(cin, cout, 3, stride, padding=1)
+        layers += [conv, nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers).eval()
+
+
+def gflop_per_image(size: int) -> float:
+    total, n = 0, size
+    for cin, cout, stride in STACK:
+        n = -(-n // stride)
+        total += n * n * cout * cin * 9
+    return 2 * total / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", help="also write the result here")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    same, symmetric = build(True), build(False)
+    symmetric.load_state_dict(same.state_dict())
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    times: dict[str, list[float]] = {"Conv2dSame": [], "nn.Conv2d(padding=1)": []}
+    models = {"Conv2dSame": same, "nn.Conv2d(padding=1)": symmetric}
+    with torch.inference_mode():
+        for i in range(args.warmup + args.repeats):
+            # Interleaved, so drift in the machine's speed hits both alike.
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(x)
+                if i >= args.warmup:
+                    times[name].append(time.perf_counter() - start)
+
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    ratio = medians["Conv2dSame"] / medians["nn.Conv2d(padding=1)"]
+    flops = gflop_per_image(args.size) * args.batch
+    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"batch {args.batch}, {args.size}x{args.size}, {flops:.1f} GFLOP per forward, median of {args.repeats}")
+    for name, median in medians.items():
+        print(f"  {name:22} {median * 1e3:8.1f} ms  {flops / median:6.1f} GFLOP/s")
+    print(f"time ratio Conv2dSame / nn.Conv2d(padding=1): {ratio:.3f} (goal <= 1.02)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"batch": args.batch, "size": args.size, "median_s": medians, "ratio": ratio}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

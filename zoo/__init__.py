@@ -1,0 +1,23 @@
+"""zoo: hand-ported models that compute exactly what their upstream originals compute.
+
+PyTorch definitions live here and import without TensorFlow; the Keras side is
+``zoo.keras``, imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import InputShapeError, ZooError
+
+__version__ = "0.1.0"
+
+__all__ = ["InputShapeError", "ZooError", "__version__", "keras"]
+
+
+def __getattr__(name: str) -> Any:
+    # `zoo.keras` after a plain `import zoo`, without importing TensorFlow up front.
+    if name == "keras":
+        return importlib.import_module(".keras", __name__)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

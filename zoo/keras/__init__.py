@@ -1,0 +1,13 @@
+"""zoo.keras: the Keras 3 side of zoo (channels_last, TensorFlow backend).
+
+Importing this package imports Keras and TensorFlow; ``import zoo`` does not.
+Without them, the import fails with a message naming the extra to install.
+"""
+
+from ._require import require_keras
+
+require_keras()
+
+from . import layers  # noqa: E402
+
+__all__ = ["layers"]
