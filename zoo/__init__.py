@@ -9,11 +9,23 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import InputShapeError, ZooError
+from .errors import FormatError, InputShapeError, TensorShapeError, ZooError
+from .models.mobilenet_v1 import mobilenet_v1_tf_compat
+from .registry import get_model_entry, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["InputShapeError", "ZooError", "__version__", "keras"]
+__all__ = [
+    "FormatError",
+    "InputShapeError",
+    "TensorShapeError",
+    "ZooError",
+    "__version__",
+    "get_model_entry",
+    "keras",
+    "list_models",
+    "mobilenet_v1_tf_compat",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -9,3 +9,11 @@ class ZooError(Exception):
 
 class InputShapeError(ZooError, ValueError):
     """An input tensor has the wrong rank, layout or channel count."""
+
+
+class FormatError(ZooError, ValueError):
+    """A weights or upstream file is unreadable, truncated, or lacks or adds a tensor."""
+
+
+class TensorShapeError(FormatError):
+    """A tensor in a weights or upstream file has the wrong shape."""

@@ -9,5 +9,6 @@ from ._require import require_keras
 require_keras()
 
 from . import layers  # noqa: E402
+from .mobilenet_v1 import mobilenet_v1_tf_compat  # noqa: E402
 
-__all__ = ["layers"]
+__all__ = ["layers", "mobilenet_v1_tf_compat"]

@@ -1,0 +1,1 @@
+"""Converters: upstream file -> reader for its format -> the model's name map -> canonical ``.safetensors``."""

@@ -1,0 +1,53 @@
+"""MobileNet-v1 1.0/224 (MLPerf, TF-slim) in Keras: NHWC input in [-1, 1], logits over 1001 classes.
+
+The same function as :mod:`zoo.models.mobilenet_v1`; here TF's own ``"same"``
+padding is the upstream semantics. Layers are named after the PyTorch modules
+so converted weights load without a table (:mod:`zoo.keras.weights`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from ..layers.batchnorm import tf_fused_bn_epsilon
+from ..models.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS
+from .weights import load_canonical_into_keras
+
+
+def _conv_bn_relu6(x, prefix: str, filters: int | None, kernel: int, stride: int):
+    if filters is None:
+        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{prefix}.conv")(x)
+    else:
+        x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{prefix}.conv")(x)
+    x = keras.layers.BatchNormalization(epsilon=tf_fused_bn_epsilon(BN_EPSILON), name=f"{prefix}.bn")(x)
+    return keras.layers.ReLU(max_value=6.0, name=f"{prefix}.act")(x)
+
+
+def mobilenet_v1_tf_compat(
+    weights: str | os.PathLike | None = None,
+    num_classes: int = 1001,
+    input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+) -> keras.Model:
+    """MLPerf's MobileNet-v1 1.0/224 as a Keras model.
+
+    Args:
+        weights: ``None`` or the path of a converted ``.safetensors`` file.
+        num_classes: 1001 for the upstream classifier (class 0 = background).
+        input_shape: NHWC without the batch; any size >= 32 (global average pool).
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    inputs = keras.Input(input_shape, name="input")
+    x = _conv_bn_relu6(inputs, "features.conv2d_0", STEM_CHANNELS, 3, 2)
+    for index, (filters, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
+        x = _conv_bn_relu6(x, f"features.conv2d_{index}_depthwise", None, 3, stride)
+        x = _conv_bn_relu6(x, f"features.conv2d_{index}_pointwise", filters, 1, 1)
+    x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
+    x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    outputs = keras.layers.Flatten(name="squeeze")(x)
+    model = keras.Model(inputs, outputs, name="mobilenet_v1_tf_compat")
+    if weights is not None:
+        load_canonical_into_keras(model, weights)
+    return model

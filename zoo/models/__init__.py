@@ -1,0 +1,1 @@
+"""PyTorch definitions, one file per architecture."""

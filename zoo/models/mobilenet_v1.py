@@ -1,0 +1,103 @@
+"""MobileNet-v1 1.0/224 as MLPerf Inference ships it (TF-slim, 1001 classes).
+
+Upstream: TF-slim ``nets/mobilenet_v1.py``, release ``mobilenet_v1_2018_08_02``
+(``mobilenet_v1_1.0_224.tgz``), MLPerf's float MobileNet, 71.676% top-1.
+Input NCHW float in [-1, 1]; output logits over 1001 classes, class 0 the
+background (ImageNet label = argmax - 1).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from ..layers import ConvBnAct
+from ..layers.input_checks import check_nchw
+
+# TF-slim MOBILENETV1_CONV_DEFS after Conv2d_0 (3x3 stride 2, 32 channels):
+# (pointwise output channels, depthwise stride) of separable blocks 1..13.
+SEPARABLE_BLOCKS: tuple[tuple[int, int], ...] = (
+    (64, 1),
+    (128, 2),
+    (128, 1),
+    (256, 2),
+    (256, 1),
+    (512, 2),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (512, 1),
+    (1024, 2),
+    (1024, 1),
+)
+STEM_CHANNELS = 32
+# mobilenet_v1_arg_scope: batch_norm epsilon 0.001 (FusedBatchNorm attr in the
+# eval graph: 0.0010000000475).
+BN_EPSILON = 0.001
+
+
+class MobileNetV1TfCompat(nn.Module):
+    """MobileNet-v1 computing what the TF-slim graph computes, at any input size >= 32.
+
+    Every convolution is TF ``SAME`` (``zoo.layers.Conv2dSame``) followed by
+    batch norm (epsilon 0.001) and ReLU6. The head averages over all positions:
+    at 224x224 that is upstream's ``AvgPool_1a`` (7x7 VALID on a 7x7 map), at
+    other sizes it is slim's ``global_pool=True``.
+    """
+
+    def __init__(self, num_classes: int = 1001) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        blocks: OrderedDict[str, nn.Module] = OrderedDict()
+        blocks["conv2d_0"] = ConvBnAct(3, STEM_CHANNELS, 3, 2, epsilon=BN_EPSILON, act=nn.ReLU6())
+        channels = STEM_CHANNELS
+        for index, (out_channels, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
+            blocks[f"conv2d_{index}_depthwise"] = ConvBnAct(
+                channels, channels, 3, stride, groups=channels, epsilon=BN_EPSILON, act=nn.ReLU6()
+            )
+            blocks[f"conv2d_{index}_pointwise"] = ConvBnAct(
+                channels, out_channels, 1, epsilon=BN_EPSILON, act=nn.ReLU6()
+            )
+            channels = out_channels
+        self.features = nn.Sequential(blocks)
+        self.num_features = channels
+        # Logits/Conv2d_1c_1x1: a 1x1 convolution with biases (dropout is identity at inference).
+        self.logits = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, 3, type(self).__name__)
+        return self.forward_head(self.forward_features(x))
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone: (B, 3, H, W) -> (B, 1024, ceil(H/32), ceil(W/32))."""
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """Average pool, 1x1 logits conv, squeeze: -> (B, num_classes)."""
+        pooled = features.mean(dim=(2, 3), keepdim=True)
+        return self.logits(pooled).flatten(1)
+
+
+def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes: int = 1001) -> MobileNetV1TfCompat:
+    """MLPerf's MobileNet-v1 1.0/224 in PyTorch.
+
+    Args:
+        weights: ``None`` for random initialisation, or the path of a converted
+            ``.safetensors`` file (``python scripts/convert.py mobilenet_v1 ...``).
+        num_classes: 1001 for the upstream classifier (class 0 = background).
+
+    Returns the model in eval mode when weights are loaded. Input: NCHW float
+    in [-1, 1] (MLPerf ``pre_process_mobilenet``); output: logits (B, num_classes).
+    """
+    model = MobileNetV1TfCompat(num_classes)
+    if weights is not None:
+        from ..weights import load_torch_weights
+
+        load_torch_weights(model, weights)
+        model.eval()
+    return model

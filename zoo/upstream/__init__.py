@@ -1,0 +1,1 @@
+"""Stand-in writers: upstream-format files with random weights, for tests, the demo and benchmarks."""

@@ -1,0 +1,68 @@
+"""Loading converted weights (canonical ``.safetensors``) into the PyTorch models.
+
+A converted file holds the model's ``state_dict`` under PyTorch names and
+layouts (float32). Loading is strict: every tensor the model needs must be
+there with its shape, and nothing else may be; errors name the tensor.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import FormatError, TensorShapeError
+
+# Buffers the model keeps that carry no upstream weight.
+_OPTIONAL_SUFFIXES = ("num_batches_tracked",)
+
+
+def resolve_weights(weights: str | os.PathLike) -> Path:
+    """The converted file that ``weights`` names (a path; tags arrive with the weights manifest)."""
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    if path.suffix == ".safetensors" or os.sep in str(weights):
+        raise FormatError(f"weights file not found: {path}")
+    raise FormatError(
+        f"unknown weights {str(weights)!r}: pass the path of a converted .safetensors file "
+        "(python scripts/convert.py MODEL --source UPSTREAM --out FILE.safetensors)"
+    )
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a canonical ``.safetensors`` file into ``{name: tensor}``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise FormatError(f"{path}: not a readable .safetensors file ({error})") from None
+
+
+def check_state_dict(
+    expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], source: str | os.PathLike
+) -> None:
+    """Raise naming the tensor if ``found`` lacks, adds or mis-shapes one of ``expected``."""
+    needed = {k for k in expected if not k.endswith(_OPTIONAL_SUFFIXES)}
+    missing = sorted(needed - found.keys())
+    unexpected = sorted(k for k in found.keys() - expected.keys())
+    if missing:
+        raise FormatError(f"{source}: missing tensor(s) {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        raise FormatError(f"{source}: unexpected tensor(s) {', '.join(unexpected[:5])}")
+    for name in sorted(needed):
+        want, got = tuple(expected[name].shape), tuple(found[name].shape)
+        if want != got:
+            raise TensorShapeError(f"{source}: tensor {name} has shape {got}, the model needs {want}")
+
+
+def load_torch_weights(model: nn.Module, weights: str | os.PathLike) -> None:
+    """Load a converted file into ``model``, strictly."""
+    path = resolve_weights(weights)
+    state = read_state_dict(path)
+    check_state_dict(model.state_dict(), state, path)
+    model.load_state_dict(state, strict=False)
