@@ -3,14 +3,13 @@
 The reference is always TensorFlow running a graph in the upstream format: the
 stand-in release's frozen graph (zoo.upstream writes it in the release's exact
 format), or, where ../shared is present, the real upstream eval graph with the
-stand-in weights assigned. Tolerance: max |logit diff| <= 1e-4 (fp32; logits
-here are O(1..10)), and the same top-1.
+stand-in weights assigned. Tolerance: max |logit diff| <= 1e-4 (fp32; relative
+to the logits' scale beyond 10), and the same top-1 (tests/parity.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tarfile
@@ -22,28 +21,10 @@ import pytest
 import torch
 
 import zoo
+from parity import ROOT, assert_logits_match, imagenet_val_bgr, require_shared, skimage_photos_bgr, torch_logits
 from zoo.errors import FormatError, InputShapeError, TensorShapeError
 
-ROOT = Path(__file__).resolve().parents[1]
-TOL = 1e-4
 FROZEN = "mobilenet_v1_1.0_224_frozen.pb"
-
-
-def _shared_upstream() -> Path | None:
-    data = os.environ.get("ZOO_DATA_DIR")
-    candidates = [Path(data).parent / "upstream"] if data else []
-    candidates.append(ROOT.parent / "shared" / "upstream")
-    for path in candidates:
-        if (path / "mobilenet_v1_1.0_224").is_dir():
-            return path
-    return None
-
-
-def _shared_imagenet() -> Path | None:
-    data = os.environ.get("ZOO_DATA_DIR")
-    candidates = [Path(data) / "imagenet"] if data else []
-    candidates.append(ROOT.parent / "shared" / "data" / "imagenet")
-    return next((p for p in candidates if (p / "val").is_dir()), None)
 
 
 @pytest.fixture(scope="module")
@@ -73,31 +54,15 @@ def converted(release, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
     """chelsea, coffee, astronaut, rocket: MLPerf pre_process_mobilenet, NHWC."""
-    skimage_data = pytest.importorskip("skimage.data")
     from zoo.preprocessing import preprocess_mobilenet
 
-    images = [getattr(skimage_data, n)() for n in ("chelsea", "coffee", "astronaut", "rocket")]
-    # skimage gives RGB; MLPerf starts from cv2.imread's BGR.
-    return np.stack([preprocess_mobilenet(np.ascontiguousarray(im[..., ::-1])) for im in images])
+    return np.stack([preprocess_mobilenet(image) for image in skimage_photos_bgr()])
 
 
 def _reference(tf, upstream, release, images: np.ndarray) -> np.ndarray:
     graph_def = tf.compat.v1.GraphDef()
     graph_def.ParseFromString(release.frozen)
     return upstream.run_graph(graph_def, images)
-
-
-def _torch_logits(model, images_nhwc: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return model(torch.from_numpy(np.ascontiguousarray(images_nhwc.transpose(0, 3, 1, 2)))).numpy()
-
-
-def _assert_parity(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
-    assert ours.shape == ref.shape, f"{what}: {ours.shape} vs {ref.shape}"
-    scale = max(1.0, float(np.abs(ref).max()) / 10)  # relative beyond logits of 10
-    diff = float(np.abs(ours - ref).max())
-    assert diff <= TOL * scale, f"{what}: max |logit diff| {diff:.3g} > {TOL * scale:.3g}"
-    np.testing.assert_array_equal(ours.argmax(1), ref.argmax(1), err_msg=f"{what}: top-1 differs")
 
 
 def _inputs(photos: np.ndarray, size: int = 224) -> np.ndarray:
@@ -110,22 +75,22 @@ def test_torch_port_matches_upstream_graph(tf, upstream, release, converted, pho
     x = _inputs(photos)
     ref = _reference(tf, upstream, release, x)
     assert 0.3 < ref.std() < 30, "stand-in logits should be of realistic scale"
-    _assert_parity(_torch_logits(zoo.mobilenet_v1_tf_compat(weights=converted), x), ref, "torch")
+    assert_logits_match(torch_logits(zoo.mobilenet_v1_tf_compat(weights=converted), x), ref, "torch")
 
 
 def test_keras_port_matches_upstream_graph(tf, upstream, release, converted, photos):
     x = _inputs(photos)
     model = zoo.keras.mobilenet_v1_tf_compat(weights=converted)
-    _assert_parity(np.asarray(model(x, training=False)), _reference(tf, upstream, release, x), "keras")
+    assert_logits_match(np.asarray(model(x, training=False)), _reference(tf, upstream, release, x), "keras")
 
 
 @pytest.mark.parametrize("size", [32, 193, 225])
 def test_other_sizes_match_global_pool_graph(tf, upstream, release, converted, size):
     x = _inputs(None, size)
     ref = upstream.run_graph(upstream.frozen_graph_def(release.weights, image_size=size, global_pool=True), x)
-    _assert_parity(_torch_logits(zoo.mobilenet_v1_tf_compat(weights=converted), x), ref, f"torch {size}")
+    assert_logits_match(torch_logits(zoo.mobilenet_v1_tf_compat(weights=converted), x), ref, f"torch {size}")
     keras_model = zoo.keras.mobilenet_v1_tf_compat(weights=converted)
-    _assert_parity(np.asarray(keras_model(x, training=False)), ref, f"keras {size}")
+    assert_logits_match(np.asarray(keras_model(x, training=False)), ref, f"keras {size}")
 
 
 def _extract_checkpoint(tgz: Path, dest: Path) -> Path:
@@ -152,7 +117,7 @@ def test_checkpoint_sources(tf, upstream, release, converted, tmp_path):
     ema_weights = {name: release.variables[f"{name}/ExponentialMovingAverage"] for name in release.weights}
     x = np.random.default_rng(2).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
     ref = upstream.run_graph(upstream.frozen_graph_def(ema_weights), x)
-    _assert_parity(_torch_logits(zoo.mobilenet_v1_tf_compat(weights=ema_file), x), ref, "torch EMA")
+    assert_logits_match(torch_logits(zoo.mobilenet_v1_tf_compat(weights=ema_file), x), ref, "torch EMA")
     raw_ref = _reference(tf, upstream, release, x)
     assert np.abs(ref - raw_ref).max() > 1e-3, "EMA and raw weights must give different logits"
 
@@ -259,31 +224,20 @@ def test_registry_lists_the_model():
 
 
 @pytest.fixture(scope="module")
-def shared_upstream():
-    path = _shared_upstream()
-    if path is None:
-        pytest.skip("../shared is not present")
-    return path / "mobilenet_v1_1.0_224"
+def shared():
+    return require_shared()
 
 
-def test_real_eval_graph_on_real_imagenet_images(tf, upstream, release, converted, shared_upstream):
-    import cv2
-
+def test_real_eval_graph_on_real_imagenet_images(tf, upstream, release, converted, shared):
     from zoo.preprocessing import preprocess_mobilenet
 
-    imagenet = _shared_imagenet()
-    assert imagenet is not None, "../shared/data/imagenet is missing"
-    files = sorted((imagenet / "val").glob("*.JPEG"))
-    assert len(files) == 115
-    x = np.stack([preprocess_mobilenet(cv2.imread(str(f))) for f in files])
+    x = np.stack([preprocess_mobilenet(image) for image in imagenet_val_bgr(shared)])
+    pbtxt = shared / "upstream" / "mobilenet_v1_1.0_224" / "mobilenet_v1_1.0_224_eval.pbtxt"
     ref = np.concatenate(
-        [
-            upstream.run_eval_graph(shared_upstream / "mobilenet_v1_1.0_224_eval.pbtxt", release.weights, x[i : i + 32])
-            for i in range(0, len(x), 32)
-        ]
+        [upstream.run_eval_graph(pbtxt, release.weights, x[i : i + 32]) for i in range(0, len(x), 32)]
     )
-    torch_model = zoo.mobilenet_v1_tf_compat(weights=converted)
-    ours = np.concatenate([_torch_logits(torch_model, x[i : i + 32]) for i in range(0, len(x), 32)])
-    _assert_parity(ours, ref, "torch vs real eval graph")
+    assert_logits_match(torch_logits(zoo.mobilenet_v1_tf_compat(weights=converted), x), ref, "torch vs real eval graph")
     keras_model = zoo.keras.mobilenet_v1_tf_compat(weights=converted)
-    _assert_parity(np.asarray(keras_model.predict(x, batch_size=32, verbose=0)), ref, "keras vs real eval graph")
+    assert_logits_match(
+        np.asarray(keras_model.predict(x, batch_size=32, verbose=0)), ref, "keras vs real eval graph"
+    )

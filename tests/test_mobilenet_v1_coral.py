@@ -14,31 +14,13 @@ padding, layout or stride error fails both by a wide margin.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
-import pytest
 import torch
 
 import zoo
+from parity import imagenet_val_bgr, require_shared
 
-ROOT = Path(__file__).resolve().parents[1]
-TFLITE = "mobilenet_v1_1.0_224_quant_coral/mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
-
-
-def _shared() -> Path | None:
-    data = os.environ.get("ZOO_DATA_DIR")
-    roots = ([Path(data).parent] if data else []) + [ROOT.parent / "shared"]
-    return next((r for r in roots if (r / "upstream" / TFLITE).is_file()), None)
-
-
-@pytest.fixture(scope="module")
-def shared() -> Path:
-    root = _shared()
-    if root is None:
-        pytest.skip("../shared is not present")
-    return root
+TFLITE = "upstream/mobilenet_v1_1.0_224_quant_coral/mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
 
 
 def _dequantize(detail: dict, value: np.ndarray) -> np.ndarray:
@@ -68,22 +50,20 @@ def _load_tflite_backbone(interpreter) -> zoo.models.mobilenet_v1.MobileNetV1TfC
     return model
 
 
-def test_port_computes_the_trained_backbone(tf, shared):
-    import cv2
-
+def test_port_computes_the_trained_backbone(tf):
     from zoo.preprocessing import preprocess_mobilenet
 
-    interpreter = tf.lite.Interpreter(str(shared / "upstream" / TFLITE))
+    shared = require_shared()
+    interpreter = tf.lite.Interpreter(str(shared / TFLITE))
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     model = _load_tflite_backbone(interpreter)
 
-    files = sorted((shared / "data" / "imagenet" / "val").glob("*.JPEG"))
-    assert len(files) == 115
+    images = imagenet_val_bgr(shared)
     scale, zero_point = inp["quantization"]
     quantized, theirs = [], []
-    for path in files:
-        x = preprocess_mobilenet(cv2.imread(str(path)))
+    for image in images:
+        x = preprocess_mobilenet(image)
         q = np.clip(np.round(x / scale + zero_point), 0, 255).astype(np.uint8)
         interpreter.set_tensor(inp["index"], q[None])
         interpreter.invoke()
@@ -103,7 +83,7 @@ def test_port_computes_the_trained_backbone(tf, shared):
         )
 
     cosine = (ours * theirs).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(theirs, axis=1))
-    print(f"cosine similarity over {len(files)} images: mean {cosine.mean():.4f}, min {cosine.min():.4f}")
+    print(f"cosine similarity over {len(images)} images: mean {cosine.mean():.4f}, min {cosine.min():.4f}")
     assert cosine.mean() >= 0.99, f"mean cosine {cosine.mean():.4f} < 0.99"
 
     def nearest(features: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import FormatError, InputShapeError, TensorShapeError, ZooError
 from .models.mobilenet_v1 import mobilenet_v1_tf_compat
+from .models.resnet50 import resnet50_tf_compat
 from .registry import get_model_entry, list_models
 
 __version__ = "0.1.0"
@@ -25,6 +26,7 @@ __all__ = [
     "keras",
     "list_models",
     "mobilenet_v1_tf_compat",
+    "resnet50_tf_compat",
 ]
 
 

@@ -52,6 +52,23 @@ MODELS: dict[str, ModelEntry] = {
                 "source": "MLPerf Inference reference (mlcommons/inference, vision/classification_and_detection README)",
             },
         ),
+        ModelEntry(
+            name="resnet50",
+            torch_builder="zoo.models.resnet50:resnet50_tf_compat",
+            keras_builder="zoo.keras.resnet50:resnet50_tf_compat",
+            converter="zoo.convert.resnet50:convert",
+            upstream="MLPerf Inference resnet50_v1.pb: TF official r1 ResNet-50 v1.5, exported 20181001, frozen",
+            torch_input="NCHW float32, RGB minus [123.68, 116.78, 103.94], 224x224 (any size >= 32)",
+            keras_input="NHWC float32, RGB minus [123.68, 116.78, 103.94]",
+            preprocessing="zoo.preprocessing:preprocess_vgg",
+            # 1001 outputs, class 0 = background: ImageNet label = argmax - 1.
+            label_offset=-1,
+            reference_metric={
+                "top1": 76.456,
+                "dataset": "ILSVRC2012 validation, 50,000 images",
+                "source": "MLPerf Inference reference (mlcommons/inference, vision/classification_and_detection README)",
+            },
+        ),
     )
 }
 

@@ -1,0 +1,64 @@
+"""ResNet-50 v1.5 (MLPerf ``resnet50_v1.pb``) in Keras: NHWC input, MLPerf ``pre_process_vgg``.
+
+The same function as :mod:`zoo.models.resnet50`. Convolutions pad
+symmetrically by (k-1)//2 (:class:`zoo.keras.layers.TorchConv2D`: Keras
+``"same"`` at stride 1, where it is symmetric for odd kernels; an explicit pad
+and VALID at stride 2, as TF official's ``fixed_padding`` does); the max pool
+is TF ``SAME``. Layers are named after the PyTorch modules so converted
+weights load without a table (:mod:`zoo.keras.weights`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from ..layers.batchnorm import tf_fused_bn_epsilon
+from ..models.resnet50 import BLOCKS, BN_DECAY, BN_EPSILON, EXPANSION, FILTERS, STRIDES
+from .layers import TorchConv2D
+from .weights import load_canonical_into_keras
+
+
+def _conv_bn(x, conv: str, bn: str, filters: int, kernel: int, stride: int = 1):
+    x = TorchConv2D(filters, kernel, stride, padding=(kernel - 1) // 2, use_bias=False, name=conv)(x)
+    return keras.layers.BatchNormalization(epsilon=tf_fused_bn_epsilon(BN_EPSILON), momentum=BN_DECAY, name=bn)(x)
+
+
+def _bottleneck(x, prefix: str, filters: int, stride: int, projection: bool):
+    shortcut = x
+    if projection:
+        shortcut = _conv_bn(x, f"{prefix}.downsample.0", f"{prefix}.downsample.1", filters * EXPANSION, 1, stride)
+    x = keras.layers.ReLU(name=f"{prefix}.relu1")(_conv_bn(x, f"{prefix}.conv1", f"{prefix}.bn1", filters, 1))
+    x = keras.layers.ReLU(name=f"{prefix}.relu2")(_conv_bn(x, f"{prefix}.conv2", f"{prefix}.bn2", filters, 3, stride))
+    x = _conv_bn(x, f"{prefix}.conv3", f"{prefix}.bn3", filters * EXPANSION, 1)
+    x = keras.layers.Add(name=f"{prefix}.add")([x, shortcut])
+    return keras.layers.ReLU(name=f"{prefix}.relu3")(x)
+
+
+def resnet50_tf_compat(
+    weights: str | os.PathLike | None = None,
+    num_classes: int = 1001,
+    input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+) -> keras.Model:
+    """MLPerf's ResNet-50 v1.5 as a Keras model (NHWC, logits over ``num_classes``).
+
+    Args:
+        weights: ``None`` or the path of a converted ``.safetensors`` file.
+        num_classes: 1001 for the upstream classifier (class 0 = background).
+        input_shape: NHWC without the batch; any size >= 32.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    inputs = keras.Input(input_shape, name="input_tensor")
+    x = keras.layers.ReLU(name="relu")(_conv_bn(inputs, "conv1", "bn1", 64, 7, 2))
+    x = keras.layers.MaxPooling2D(3, 2, padding="same", name="maxpool")(x)
+    for stage, (blocks, filters, stride) in enumerate(zip(BLOCKS, FILTERS, STRIDES), start=1):
+        for block in range(blocks):
+            x = _bottleneck(x, f"layer{stage}.{block}", filters, stride if block == 0 else 1, projection=block == 0)
+    x = keras.layers.GlobalAveragePooling2D(name="mean")(x)
+    outputs = keras.layers.Dense(num_classes, name="fc")(x)
+    model = keras.Model(inputs, outputs, name="resnet50_tf_compat")
+    if weights is not None:
+        load_canonical_into_keras(model, weights)
+    return model

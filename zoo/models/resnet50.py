@@ -1,0 +1,120 @@
+"""ResNet-50 v1.5 as MLPerf Inference ships it (TF frozen graph ``resnet50_v1.pb``).
+
+Upstream: TF official models r1 ResNet (``official/resnet/resnet_model.py``,
+resnet_size 50, resnet_version 1, the "v1.5" variant with the stride on the
+3x3 convolution), exported 20181001 and frozen; MLPerf reference 76.456%
+top-1. Input NCHW float, MLPerf ``pre_process_vgg`` (RGB minus
+[123.68, 116.78, 103.94], no scaling); output logits over 1001 classes, class 0
+the background.
+
+Padding, as the TF code does it: strided convolutions use ``fixed_padding``
+((k-1)//2 before, the rest after, then VALID), which is symmetric for the odd
+kernels here and does not depend on the input size; stride-1 convolutions use
+SAME, also symmetric for odd kernels. So every convolution is a plain
+``nn.Conv2d(padding=(k-1)//2)``. The max pool is TF ``SAME`` (on 112x112 it
+pads 0 before and 1 after), hence :class:`zoo.layers.MaxPool2dSame`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from ..layers import MaxPool2dSame, batch_norm_2d_tf
+from ..layers.input_checks import check_nchw
+
+BLOCKS = (3, 4, 6, 3)
+FILTERS = (64, 128, 256, 512)
+STRIDES = (1, 2, 2, 2)
+EXPANSION = 4
+# _BATCH_NORM_EPSILON = 1e-5 in resnet_model.py; the frozen graph stores the
+# TF 1.x fused-BN floor 1.001e-5, which batch_norm_2d_tf applies.
+BN_EPSILON = 1e-5
+BN_DECAY = 0.997
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    # conv2d_fixed_padding: no bias; symmetric (k-1)//2 for odd k (see the module docstring).
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding=(kernel_size - 1) // 2, bias=False)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return batch_norm_2d_tf(channels, epsilon=BN_EPSILON, decay=BN_DECAY)
+
+
+class Bottleneck(nn.Module):
+    """v1 bottleneck: 1x1 -> 3x3 (stride here, v1.5) -> 1x1 (4f), plus shortcut, then ReLU."""
+
+    def __init__(self, in_channels: int, filters: int, stride: int, projection: bool) -> None:
+        super().__init__()
+        out_channels = filters * EXPANSION
+        self.conv1, self.bn1 = _conv(in_channels, filters, 1), _bn(filters)
+        self.conv2, self.bn2 = _conv(filters, filters, 3, stride), _bn(filters)
+        self.conv3, self.bn3 = _conv(filters, out_channels, 1), _bn(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        # Only each stage's first block projects (1x1 stride s + BN).
+        self.downsample = nn.Sequential(_conv(in_channels, out_channels, 1, stride), _bn(out_channels)) if projection else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + shortcut)
+
+
+class ResNet50TfCompat(nn.Module):
+    """ResNet-50 v1.5 computing what MLPerf's TF graph computes, at any input size >= 32.
+
+    State-dict names follow torchvision's ResNet (``conv1``, ``bn1``,
+    ``layer1.0.conv1``, ``layer1.0.downsample.0``, ``fc``).
+    """
+
+    def __init__(self, num_classes: int = 1001) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.conv1, self.bn1 = _conv(3, 64, 7, 2), _bn(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = MaxPool2dSame(3, 2)
+        channels = 64
+        for index, (blocks, filters, stride) in enumerate(zip(BLOCKS, FILTERS, STRIDES), start=1):
+            layer = []
+            for block in range(blocks):
+                layer.append(Bottleneck(channels, filters, stride if block == 0 else 1, projection=block == 0))
+                channels = filters * EXPANSION
+            setattr(self, f"layer{index}", nn.Sequential(*layer))
+        self.num_features = channels
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 2048, ceil(H/32), ceil(W/32))."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, 3, type(self).__name__)
+        # resnet_model/Mean over H, W, Squeeze, then the dense layer (final_dense).
+        return self.fc(self.forward_features(x).mean(dim=(2, 3)))
+
+
+def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: int = 1001) -> ResNet50TfCompat:
+    """MLPerf's ResNet-50 v1.5 in PyTorch.
+
+    Args:
+        weights: ``None`` for random initialisation, or the path of a converted
+            ``.safetensors`` file (``python scripts/convert.py resnet50 ...``).
+        num_classes: 1001 for the upstream classifier (class 0 = background).
+
+    Returns the model in eval mode when weights are loaded. Input: NCHW float,
+    MLPerf ``pre_process_vgg``; output: logits (B, num_classes).
+    """
+    model = ResNet50TfCompat(num_classes)
+    if weights is not None:
+        from ..weights import load_torch_weights
+
+        load_torch_weights(model, weights)
+        model.eval()
+    return model
