@@ -141,14 +141,14 @@ def test_missing_and_misshapen_tensors(tf, upstream, release, tmp_path):
         "missing tensor resnet_model/batch_normalization_24/moving_variance",
     )
     for node in wrong.node:
-        if node.name == "resnet_model/conv2d_30/kernel":
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.zeros((3, 3, 128, 64), np.float32)))
+        if node.name == "resnet_model/conv2d_29/kernel":
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.zeros((3, 3, 256, 128), np.float32)))
     (tmp_path / "wrong.pb").write_bytes(wrong.SerializeToString())
     _convert_fails(
         tmp_path / "wrong.pb",
         tmp_path / "out.safetensors",
         TensorShapeError,
-        r"resnet_model/conv2d_30/kernel has shape \(3, 3, 128, 64\), expected \(3, 3, 128, 128\)",
+        r"resnet_model/conv2d_29/kernel has shape \(3, 3, 256, 128\), expected \(3, 3, 256, 256\)",
     )
 
 

@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from .errors import FormatError, InputShapeError, TensorShapeError, ZooError
+from .models.flownet2_sd import flownet2_sd
 from .models.mobilenet_v1 import mobilenet_v1_tf_compat
 from .models.resnet50 import resnet50_tf_compat
 from .registry import get_model_entry, list_models
@@ -22,6 +23,7 @@ __all__ = [
     "TensorShapeError",
     "ZooError",
     "__version__",
+    "flownet2_sd",
     "get_model_entry",
     "keras",
     "list_models",

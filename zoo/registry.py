@@ -69,6 +69,24 @@ MODELS: dict[str, ModelEntry] = {
                 "source": "MLPerf Inference reference (mlcommons/inference, vision/classification_and_detection README)",
             },
         ),
+        ModelEntry(
+            name="flownet2_sd",
+            torch_builder="zoo.models.flownet2_sd:flownet2_sd",
+            keras_builder="zoo.keras.flownet2_sd:flownet2_sd",
+            converter="zoo.convert.flownet2_sd:convert",
+            upstream="NVIDIA flownet2-pytorch FlowNet2-SD_checkpoint.pth.tar (converted from lmb-freiburg's Caffe model)",
+            torch_input="(B, 3, 2, H, W) float32 RGB in [0, 255], frame 0 then frame 1, H and W multiples of 64",
+            keras_input="(B, 2, H, W, 3) float32 RGB in [0, 255]",
+            preprocessing="none: the network subtracts the per-sample RGB mean and divides by 255 itself",
+            label_offset=0,
+            reference_metric={
+                "epe": None,
+                "protocol": "MPI-Sintel training pairs, 436x1024 centre-cropped to 384x1024 "
+                "(NVIDIA flownet2-pytorch datasets.MpiSintel, StaticCenterCrop); average end-point error",
+                "note": "empty until real weights are evaluated: the FlowNet 2.0 paper (Ilg et al., CVPR 2017) "
+                "reports no stand-alone FlowNet2-SD Sintel number",
+            },
+        ),
     )
 }
 

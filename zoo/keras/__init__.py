@@ -9,7 +9,8 @@ from ._require import require_keras
 require_keras()
 
 from . import layers  # noqa: E402
+from .flownet2_sd import flownet2_sd  # noqa: E402
 from .mobilenet_v1 import mobilenet_v1_tf_compat  # noqa: E402
 from .resnet50 import resnet50_tf_compat  # noqa: E402
 
-__all__ = ["layers", "mobilenet_v1_tf_compat", "resnet50_tf_compat"]
+__all__ = ["flownet2_sd", "layers", "mobilenet_v1_tf_compat", "resnet50_tf_compat"]

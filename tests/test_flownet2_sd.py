@@ -1,0 +1,236 @@
+"""FlowNet2-SD: an independent reference forward vs the PyTorch port vs the Keras port.
+
+The reference below is written directly from NVIDIA's FlowNet2SD facts with
+torch.nn.functional calls on the checkpoint's own state_dict; it shares no
+code with zoo. Inputs are real image pairs: skimage's stereo_motorcycle, and,
+where ../shared is present, MPI-Sintel (436x1024 cropped to 384x1024, as
+NVIDIA's loader does) and FlyingChairs (384x512). Tolerance: max |flow diff|
+<= 1e-3 px (flows are O(10) px), eval output and the five training outputs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoo
+from parity import ROOT, require_shared
+from zoo.errors import FormatError, InputShapeError, TensorShapeError
+
+FLOW_TOL = 1e-3
+
+
+def reference_flownet2_sd(state: dict, frames: torch.Tensor, training: bool = False):
+    """NVIDIA FlowNet2SD.forward, restated with F.* on the state_dict. frames: (B, 3, 2, H, W)."""
+
+    def conv(name, x, stride=1, leaky=True):
+        y = F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], stride, 1)
+        return F.leaky_relu(y, 0.1) if leaky else y
+
+    def deconv(name, x, leaky=True):
+        y = F.conv_transpose2d(x, state[f"{name}.weight"], state[f"{name}.bias"], 2, 1)
+        return F.leaky_relu(y, 0.1) if leaky else y
+
+    b = frames.shape[0]
+    mean = frames.reshape(b, 3, -1).mean(-1).reshape(b, 3, 1, 1, 1)
+    x = (frames - mean) / 255.0
+    x = torch.cat((x[:, :, 0], x[:, :, 1]), 1)
+    c0 = conv("conv0.0", x)
+    c1 = conv("conv1_1.0", conv("conv1.0", c0, 2))
+    c2 = conv("conv2_1.0", conv("conv2.0", c1, 2))
+    c3 = conv("conv3_1.0", conv("conv3.0", c2, 2))
+    c4 = conv("conv4_1.0", conv("conv4.0", c3, 2))
+    c5 = conv("conv5_1.0", conv("conv5.0", c4, 2))
+    c6 = conv("conv6_1.0", conv("conv6.0", c5, 2))
+    flow6 = conv("predict_flow6", c6, leaky=False)
+    concat5 = torch.cat((c5, deconv("deconv5.0", c6), deconv("upsampled_flow6_to_5", flow6, False)), 1)
+    flow5 = conv("predict_flow5", conv("inter_conv5.0", concat5, leaky=False), leaky=False)
+    concat4 = torch.cat((c4, deconv("deconv4.0", concat5), deconv("upsampled_flow5_to_4", flow5, False)), 1)
+    flow4 = conv("predict_flow4", conv("inter_conv4.0", concat4, leaky=False), leaky=False)
+    concat3 = torch.cat((c3, deconv("deconv3.0", concat4), deconv("upsampled_flow4_to_3", flow4, False)), 1)
+    flow3 = conv("predict_flow3", conv("inter_conv3.0", concat3, leaky=False), leaky=False)
+    concat2 = torch.cat((c2, deconv("deconv2.0", concat3), deconv("upsampled_flow3_to_2", flow3, False)), 1)
+    flow2 = conv("predict_flow2", conv("inter_conv2.0", concat2, leaky=False), leaky=False)
+    if training:
+        return flow2, flow3, flow4, flow5, flow6
+    return F.interpolate(flow2 * 20, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from zoo.upstream.flownet2_sd import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("flownet") / "FlowNet2-SD_checkpoint.pth.tar", seed=0)
+
+
+@pytest.fixture(scope="module")
+def state(checkpoint) -> dict:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def converted(checkpoint, tmp_path_factory) -> Path:
+    from zoo.convert.flownet2_sd import convert
+
+    return convert(checkpoint, tmp_path_factory.mktemp("converted") / "f.safetensors")
+
+
+@pytest.fixture(scope="module")
+def torch_model(converted):
+    return zoo.flownet2_sd(weights=converted)
+
+
+@pytest.fixture(scope="module")
+def keras_model(converted, keras):
+    return zoo.keras.flownet2_sd(weights=converted)
+
+
+def _frames(pairs: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
+    """[(frame0 HxWx3 RGB, frame1)] -> (B, 3, 2, H, W) float in [0, 255]."""
+    stacked = np.stack([np.stack(pair) for pair in pairs]).astype(np.float32)  # B, 2, H, W, 3
+    return torch.from_numpy(np.ascontiguousarray(stacked.transpose(0, 4, 1, 2, 3)))
+
+
+def _assert_flow_close(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+    assert ours.shape == ref.shape, f"{what}: {ours.shape} vs {ref.shape}"
+    diff = float(np.abs(ours - ref).max())
+    assert diff <= FLOW_TOL, f"{what}: max |flow diff| {diff:.3g} px > {FLOW_TOL}"
+
+
+def _check_pairs(state, torch_model, keras_model, frames: torch.Tensor, what: str) -> None:
+    with torch.no_grad():
+        ref = reference_flownet2_sd(state, frames).numpy()
+        ours = torch_model(frames).numpy()
+    assert 1.0 < float(np.abs(ref).max()) < 200, "stand-in flows should be of realistic scale (pixels)"
+    _assert_flow_close(ours, ref, f"torch {what}")
+    keras_out = np.asarray(keras_model.predict(frames.numpy().transpose(0, 2, 3, 4, 1), batch_size=2, verbose=0))
+    _assert_flow_close(keras_out.transpose(0, 3, 1, 2), ref, f"keras {what}")
+
+
+def _motorcycle() -> tuple[np.ndarray, np.ndarray]:
+    skimage_data = pytest.importorskip("skimage.data")
+    left, right, _ = skimage_data.stereo_motorcycle()
+    # 500x741 -> a 384x640 crop (multiples of 64).
+    return left[58:442, 50:690], right[58:442, 50:690]
+
+
+def test_ports_match_reference_on_stereo_motorcycle(state, torch_model, keras_model):
+    _check_pairs(state, torch_model, keras_model, _frames([_motorcycle()]), "stereo_motorcycle")
+
+
+def test_training_outputs_match_reference(state, converted):
+    frames = _frames([_motorcycle()])
+    model = zoo.flownet2_sd(weights=converted).train()
+    with torch.no_grad():
+        ours = model(frames)
+        ref = reference_flownet2_sd(state, frames, training=True)
+    assert len(ours) == 5
+    for level, (a, b) in zip((2, 3, 4, 5, 6), zip(ours, ref)):
+        # Unscaled (flow / 20): the same 1e-3 px bound is 20x stricter here.
+        _assert_flow_close(a.numpy(), b.numpy(), f"flow{level}")
+
+
+def test_sintel_and_chairs_pairs(state, torch_model, keras_model):
+    import cv2
+
+    flow_dir = require_shared() / "data" / "flow"
+    chairs = []
+    for first in sorted((flow_dir / "chairs").glob("*-img0.ppm")):
+        second = first.with_name(first.name.replace("img0", "img1"))
+        chairs.append(tuple(cv2.imread(str(p))[..., ::-1] for p in (first, second)))
+    assert len(chairs) == 9 and chairs[0][0].shape == (384, 512, 3)
+    sintel = []
+    for folder in sorted(p for p in (flow_dir / "sintel").iterdir() if p.is_dir()):
+        pair = tuple(cv2.imread(str(folder / name))[..., ::-1] for name in ("img0.png", "img1.png"))
+        assert pair[0].shape == (436, 1024, 3)
+        # NVIDIA's MpiSintel loader: StaticCenterCrop to a multiple of 64, 384x1024.
+        top = (436 - 384) // 2
+        sintel.append(tuple(image[top : top + 384] for image in pair))
+    assert len(sintel) == 9
+    for name, pairs in (("FlyingChairs", chairs), ("MPI-Sintel", sintel)):
+        for start in range(0, len(pairs), 3):
+            _check_pairs(state, torch_model, keras_model, _frames(pairs[start : start + 3]), name)
+
+
+def test_sizes_must_be_multiples_of_64_and_estimate_flow_handles_any(torch_model):
+    from zoo.models.flownet2_sd import estimate_flow
+
+    frames = _frames([_motorcycle()])
+    with pytest.raises(InputShapeError, match="multiples of 64.*estimate_flow"):
+        torch_model(frames[..., :380, :])
+    with pytest.raises(InputShapeError, match=r"\(B, 3, 2, H, W\)"):
+        torch_model(frames[:, :, 0])
+    # A 384x640 crop needs no resize: estimate_flow is then the model itself.
+    with torch.no_grad():
+        np.testing.assert_array_equal(estimate_flow(torch_model, frames).numpy(), torch_model(frames).numpy())
+        # Any other size: run-flownet.py's recipe, restated here on the reference forward.
+        odd = frames[..., :377, :601]
+        ours = estimate_flow(torch_model, odd)
+        resized = F.interpolate(odd.reshape(1, 6, 377, 601), size=(384, 640), mode="bilinear", align_corners=False)
+        flow = reference_flownet2_sd(torch_model.state_dict(), resized.reshape(1, 3, 2, 384, 640))
+        flow = F.interpolate(flow, size=(377, 601), mode="bilinear", align_corners=False)
+        ref = flow * torch.tensor([601 / 640, 377 / 384]).reshape(1, 2, 1, 1)
+    _assert_flow_close(ours.numpy(), ref.numpy(), "estimate_flow 377x601")
+
+
+def test_convert_script_and_metadata(checkpoint, tmp_path):
+    import hashlib
+
+    from safetensors import safe_open
+
+    out = tmp_path / "cli.safetensors"
+    command = [sys.executable, str(ROOT / "scripts" / "convert.py"), "flownet2_sd", "--source", str(checkpoint)]
+    result = subprocess.run(command + ["--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    with safe_open(str(out), "np") as f:
+        assert f.metadata()["source_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert len(f.keys()) == 60
+
+
+class Payload:
+    """A class an attacker could make torch.load execute on unpickling."""
+
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def _convert_fails(source: Path, out: Path, error, match: str) -> None:
+    from zoo.convert.flownet2_sd import convert
+
+    with pytest.raises(error, match=match):
+        convert(source, out)
+    assert not out.exists()
+
+
+def test_checkpoint_with_pickled_object_is_refused(tmp_path, capsys):
+    from zoo.upstream.flownet2_sd import write_checkpoint
+
+    evil = write_checkpoint(tmp_path / "evil.pth.tar", extra={"arch": Payload()})
+    _convert_fails(evil, tmp_path / "out.safetensors", FormatError, "refusing to load")
+    assert "unpickled!" not in capsys.readouterr().out
+
+
+def test_bad_checkpoints(tmp_path, state):
+    bad_state = dict(state)
+    del bad_state["inter_conv3.0.bias"]
+    torch.save({"epoch": 0, "state_dict": bad_state}, tmp_path / "missing.pth.tar")
+    _convert_fails(tmp_path / "missing.pth.tar", tmp_path / "o.safetensors", FormatError, "missing tensor.*inter_conv3.0.bias")
+    bad_state = dict(state)
+    bad_state["deconv4.0.weight"] = torch.zeros(1026, 128, 4, 4)
+    torch.save({"epoch": 0, "state_dict": bad_state}, tmp_path / "shape.pth.tar")
+    _convert_fails(tmp_path / "shape.pth.tar", tmp_path / "o.safetensors", TensorShapeError, r"deconv4.0.weight has shape \(1026, 128, 4, 4\)")
+    (tmp_path / "trunc.pth.tar").write_bytes((tmp_path / "shape.pth.tar").read_bytes()[:1000])
+    _convert_fails(tmp_path / "trunc.pth.tar", tmp_path / "o.safetensors", FormatError, "trunc.pth.tar")
+    torch.save([1, 2], tmp_path / "list.pth.tar")
+    _convert_fails(tmp_path / "list.pth.tar", tmp_path / "o.safetensors", FormatError, "state_dict")
+
+
+def test_registry_entry():
+    entry = zoo.get_model_entry("flownet2_sd")
+    assert entry.reference_metric.get("epe") is None

@@ -1,0 +1,75 @@
+"""Stand-in for NVIDIA's ``FlowNet2-SD_checkpoint.pth.tar``.
+
+The real file (NVIDIA/flownet2-pytorch README) is ``torch.save`` of
+``{'epoch': 0, 'state_dict': ..., 'best_EPE': ...}`` with the 60 tensors of
+``FlowNet2SD``; it predates PyTorch's zip serialization, so it is written in the
+legacy (non-zip) format. The weights here are random, scaled so that features
+stay O(1) through the network and the eval output is flow of a few pixels to a
+few tens of pixels on real image pairs, as a trained model's is.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# Shapes from NVIDIA's networks/FlowNetSD.py (batchNorm=False), written out
+# independently of zoo.models so that the stand-in is a second statement of the format.
+_CONVS = {
+    "conv0.0": (6, 64), "conv1.0": (64, 64), "conv1_1.0": (64, 128), "conv2.0": (128, 128),
+    "conv2_1.0": (128, 128), "conv3.0": (128, 256), "conv3_1.0": (256, 256), "conv4.0": (256, 512),
+    "conv4_1.0": (512, 512), "conv5.0": (512, 512), "conv5_1.0": (512, 512), "conv6.0": (512, 1024),
+    "conv6_1.0": (1024, 1024),
+    "inter_conv5.0": (1026, 512), "inter_conv4.0": (770, 256), "inter_conv3.0": (386, 128), "inter_conv2.0": (194, 64),
+    "predict_flow6": (1024, 2), "predict_flow5": (512, 2), "predict_flow4": (256, 2), "predict_flow3": (128, 2),
+    "predict_flow2": (64, 2),
+}
+_DECONVS = {
+    "deconv5.0": (1024, 512), "deconv4.0": (1026, 256), "deconv3.0": (770, 128), "deconv2.0": (386, 64),
+    "upsampled_flow6_to_5": (2, 2), "upsampled_flow5_to_4": (2, 2), "upsampled_flow4_to_3": (2, 2),
+    "upsampled_flow3_to_2": (2, 2),
+}
+# The flow heads predict flow / 20; this gain puts the x20 output at a few to tens of pixels.
+_FLOW_HEAD_GAIN = 1.5
+
+
+def make_state_dict(seed: int = 0) -> "OrderedDict[str, torch.Tensor]":
+    """The 60 tensors of the checkpoint's ``state_dict``, random, deterministic per ``seed``."""
+    rng = np.random.default_rng(seed)
+    state: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def put(name: str, weight: np.ndarray, bias: np.ndarray) -> None:
+        state[f"{name}.weight"] = torch.from_numpy(weight.astype(np.float32))
+        state[f"{name}.bias"] = torch.from_numpy(bias.astype(np.float32))
+
+    for name, (cin, cout) in _CONVS.items():
+        # He init for LeakyReLU(0.1): std sqrt(2 / ((1 + 0.1^2) * fan_in)).
+        std = np.sqrt(2.0 / (1.01 * cin * 9))
+        if name.startswith("predict_flow"):
+            std *= _FLOW_HEAD_GAIN
+        put(name, rng.standard_normal((cout, cin, 3, 3)) * std, rng.normal(0.0, 0.01, cout))
+    for name, (cin, cout) in _DECONVS.items():
+        # A k4 s2 transposed conv sums about cin * 4 taps per output pixel.
+        std = np.sqrt(2.0 / (1.01 * cin * 4)) if cin > 2 else 0.25
+        put(name, rng.standard_normal((cin, cout, 4, 4)) * std, rng.normal(0.0, 0.01, cout))
+    return state
+
+
+def write_checkpoint(path: str | os.PathLike, seed: int = 0, extra: dict | None = None) -> Path:
+    """Write the stand-in ``FlowNet2-SD_checkpoint.pth.tar`` (atomic: temporary name, then rename)."""
+    path = Path(path)
+    payload = {"epoch": 0, "state_dict": make_state_dict(seed), "best_EPE": float(np.float32(2.5 + seed % 7))}
+    payload.update(extra or {})
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        try:
+            torch.save(payload, tmp, _use_new_zipfile_serialization=False)
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, path)
+    return path
