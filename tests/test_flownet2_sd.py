@@ -1,8 +1,8 @@
 """FlowNet2-SD: an independent reference forward vs the PyTorch port vs the Keras port.
 
-The reference below is written directly from NVIDIA's FlowNet2SD facts with
-torch.nn.functional calls on the checkpoint's own state_dict; it shares no
-code with zoo. Inputs are real image pairs: skimage's stereo_motorcycle, and,
+The reference, zoo.upstream.flownet2_sd.nvidia_forward, is written directly
+from NVIDIA's FlowNet2SD facts with torch.nn.functional calls on the
+checkpoint's own state_dict; it shares no code with the port. Inputs are real image pairs: skimage's stereo_motorcycle, and,
 where ../shared is present, MPI-Sintel (436x1024 cropped to 384x1024, as
 NVIDIA's loader does) and FlyingChairs (384x512). Tolerance: max |flow diff|
 <= 1e-3 px (flows are O(10) px), eval output and the five training outputs.
@@ -22,44 +22,9 @@ import torch.nn.functional as F
 import zoo
 from parity import ROOT, require_shared
 from zoo.errors import FormatError, InputShapeError, TensorShapeError
+from zoo.upstream.flownet2_sd import nvidia_forward
 
 FLOW_TOL = 1e-3
-
-
-def reference_flownet2_sd(state: dict, frames: torch.Tensor, training: bool = False):
-    """NVIDIA FlowNet2SD.forward, restated with F.* on the state_dict. frames: (B, 3, 2, H, W)."""
-
-    def conv(name, x, stride=1, leaky=True):
-        y = F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], stride, 1)
-        return F.leaky_relu(y, 0.1) if leaky else y
-
-    def deconv(name, x, leaky=True):
-        y = F.conv_transpose2d(x, state[f"{name}.weight"], state[f"{name}.bias"], 2, 1)
-        return F.leaky_relu(y, 0.1) if leaky else y
-
-    b = frames.shape[0]
-    mean = frames.reshape(b, 3, -1).mean(-1).reshape(b, 3, 1, 1, 1)
-    x = (frames - mean) / 255.0
-    x = torch.cat((x[:, :, 0], x[:, :, 1]), 1)
-    c0 = conv("conv0.0", x)
-    c1 = conv("conv1_1.0", conv("conv1.0", c0, 2))
-    c2 = conv("conv2_1.0", conv("conv2.0", c1, 2))
-    c3 = conv("conv3_1.0", conv("conv3.0", c2, 2))
-    c4 = conv("conv4_1.0", conv("conv4.0", c3, 2))
-    c5 = conv("conv5_1.0", conv("conv5.0", c4, 2))
-    c6 = conv("conv6_1.0", conv("conv6.0", c5, 2))
-    flow6 = conv("predict_flow6", c6, leaky=False)
-    concat5 = torch.cat((c5, deconv("deconv5.0", c6), deconv("upsampled_flow6_to_5", flow6, False)), 1)
-    flow5 = conv("predict_flow5", conv("inter_conv5.0", concat5, leaky=False), leaky=False)
-    concat4 = torch.cat((c4, deconv("deconv4.0", concat5), deconv("upsampled_flow5_to_4", flow5, False)), 1)
-    flow4 = conv("predict_flow4", conv("inter_conv4.0", concat4, leaky=False), leaky=False)
-    concat3 = torch.cat((c3, deconv("deconv3.0", concat4), deconv("upsampled_flow4_to_3", flow4, False)), 1)
-    flow3 = conv("predict_flow3", conv("inter_conv3.0", concat3, leaky=False), leaky=False)
-    concat2 = torch.cat((c2, deconv("deconv2.0", concat3), deconv("upsampled_flow3_to_2", flow3, False)), 1)
-    flow2 = conv("predict_flow2", conv("inter_conv2.0", concat2, leaky=False), leaky=False)
-    if training:
-        return flow2, flow3, flow4, flow5, flow6
-    return F.interpolate(flow2 * 20, scale_factor=4, mode="bilinear", align_corners=False)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +70,7 @@ def _assert_flow_close(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
 
 def _check_pairs(state, torch_model, keras_model, frames: torch.Tensor, what: str) -> None:
     with torch.no_grad():
-        ref = reference_flownet2_sd(state, frames).numpy()
+        ref = nvidia_forward(state, frames).numpy()
         ours = torch_model(frames).numpy()
     assert 1.0 < float(np.abs(ref).max()) < 200, "stand-in flows should be of realistic scale (pixels)"
     _assert_flow_close(ours, ref, f"torch {what}")
@@ -129,7 +94,7 @@ def test_training_outputs_match_reference(state, converted):
     model = zoo.flownet2_sd(weights=converted).train()
     with torch.no_grad():
         ours = model(frames)
-        ref = reference_flownet2_sd(state, frames, training=True)
+        ref = nvidia_forward(state, frames, training=True)
     assert len(ours) == 5
     for level, (a, b) in zip((2, 3, 4, 5, 6), zip(ours, ref)):
         # Unscaled (flow / 20): the same 1e-3 px bound is 20x stricter here.
@@ -173,7 +138,7 @@ def test_sizes_must_be_multiples_of_64_and_estimate_flow_handles_any(torch_model
         odd = frames[..., :377, :601]
         ours = estimate_flow(torch_model, odd)
         resized = F.interpolate(odd.reshape(1, 6, 377, 601), size=(384, 640), mode="bilinear", align_corners=False)
-        flow = reference_flownet2_sd(torch_model.state_dict(), resized.reshape(1, 3, 2, 384, 640))
+        flow = nvidia_forward(torch_model.state_dict(), resized.reshape(1, 3, 2, 384, 640))
         flow = F.interpolate(flow, size=(377, 601), mode="bilinear", align_corners=False)
         ref = flow * torch.tensor([601 / 640, 377 / 384]).reshape(1, 2, 1, 1)
     _assert_flow_close(ours.numpy(), ref.numpy(), "estimate_flow 377x601")

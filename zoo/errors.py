@@ -17,3 +17,19 @@ class FormatError(ZooError, ValueError):
 
 class TensorShapeError(FormatError):
     """A tensor in a weights or upstream file has the wrong shape."""
+
+
+class ManifestError(ZooError, ValueError):
+    """The weights manifest is malformed, or has no entry for a model and weights tag."""
+
+
+class ChecksumError(ZooError):
+    """A downloaded or cached file's size, sha256 or md5 differs from what the manifest records."""
+
+
+class DownloadError(ZooError):
+    """A file could not be downloaded from any of its URLs."""
+
+
+class OfflineError(DownloadError):
+    """A file is needed from the network while ``ZOO_OFFLINE`` forbids downloads."""

@@ -19,17 +19,22 @@ from .errors import FormatError, TensorShapeError
 _OPTIONAL_SUFFIXES = ("num_batches_tracked",)
 
 
-def resolve_weights(weights: str | os.PathLike) -> Path:
-    """The converted file that ``weights`` names (a path; tags arrive with the weights manifest)."""
+def resolve_weights(weights: str | os.PathLike, model_name: str | None = None) -> Path:
+    """The converted file that ``weights`` names: a path, or a weights tag of ``model_name``.
+
+    A tag (``"mlperf"``, ``"nvidia"``) is resolved by :func:`zoo.hub.converted_weights`:
+    the cached file, else the published one downloaded, else the upstream file
+    fetched and converted locally.
+    """
     path = Path(weights).expanduser()
     if path.is_file():
         return path
-    if path.suffix == ".safetensors" or os.sep in str(weights):
+    looks_like_path = path.suffix == ".safetensors" or os.sep in str(weights) or "/" in str(weights)
+    if looks_like_path or model_name is None:
         raise FormatError(f"weights file not found: {path}")
-    raise FormatError(
-        f"unknown weights {str(weights)!r}: pass the path of a converted .safetensors file "
-        "(python scripts/convert.py MODEL --source UPSTREAM --out FILE.safetensors)"
-    )
+    from .hub import converted_weights
+
+    return converted_weights(model_name, str(weights))
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -60,9 +65,9 @@ def check_state_dict(
             raise TensorShapeError(f"{source}: tensor {name} has shape {got}, the model needs {want}")
 
 
-def load_torch_weights(model: nn.Module, weights: str | os.PathLike) -> None:
-    """Load a converted file into ``model``, strictly."""
-    path = resolve_weights(weights)
+def load_torch_weights(model: nn.Module, weights: str | os.PathLike, model_name: str | None = None) -> None:
+    """Load a converted file (or ``model_name``'s weights tag) into ``model``, strictly."""
+    path = resolve_weights(weights, model_name)
     state = read_state_dict(path)
     check_state_dict(model.state_dict(), state, path)
     model.load_state_dict(state, strict=False)

@@ -64,5 +64,5 @@ def flownet2_sd(
     outputs = TorchBilinearResize(scale_factor=4, name="upsample1")(flow)
     model = keras.Model(frames, outputs, name="flownet2_sd")
     if weights is not None:
-        load_canonical_into_keras(model, weights)
+        load_canonical_into_keras(model, weights, "flownet2_sd")
     return model

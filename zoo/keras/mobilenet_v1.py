@@ -49,5 +49,5 @@ def mobilenet_v1_tf_compat(
     outputs = keras.layers.Flatten(name="squeeze")(x)
     model = keras.Model(inputs, outputs, name="mobilenet_v1_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights)
+        load_canonical_into_keras(model, weights, "mobilenet_v1")
     return model

@@ -60,5 +60,5 @@ def resnet50_tf_compat(
     outputs = keras.layers.Dense(num_classes, name="fc")(x)
     model = keras.Model(inputs, outputs, name="resnet50_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights)
+        load_canonical_into_keras(model, weights, "resnet50")
     return model

@@ -38,12 +38,12 @@ def _layer_tensors(layer: keras.layers.Layer) -> list[tuple[str, Layout | None, 
     return kernel
 
 
-def load_canonical_into_keras(model: keras.Model, weights: str | os.PathLike) -> None:
-    """Load a converted ``.safetensors`` file into ``model``, strictly (errors name the tensor)."""
+def load_canonical_into_keras(model: keras.Model, weights: str | os.PathLike, model_name: str | None = None) -> None:
+    """Load a converted ``.safetensors`` file (or ``model_name``'s weights tag) into ``model``, strictly."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = resolve_weights(weights)
+    path = resolve_weights(weights, model_name)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:

@@ -143,6 +143,6 @@ def flownet2_sd(weights: str | os.PathLike | None = None) -> FlowNet2SD:
     if weights is not None:
         from ..weights import load_torch_weights
 
-        load_torch_weights(model, weights)
+        load_torch_weights(model, weights, "flownet2_sd")
         model.eval()
     return model

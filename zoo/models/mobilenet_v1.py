@@ -98,6 +98,6 @@ def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes
     if weights is not None:
         from ..weights import load_torch_weights
 
-        load_torch_weights(model, weights)
+        load_torch_weights(model, weights, "mobilenet_v1")
         model.eval()
     return model

@@ -115,6 +115,6 @@ def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: in
     if weights is not None:
         from ..weights import load_torch_weights
 
-        load_torch_weights(model, weights)
+        load_torch_weights(model, weights, "resnet50")
         model.eval()
     return model

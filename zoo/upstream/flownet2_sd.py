@@ -14,9 +14,11 @@ import os
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # Shapes from NVIDIA's networks/FlowNetSD.py (batchNorm=False), written out
 # independently of zoo.models so that the stand-in is a second statement of the format.
@@ -73,3 +75,47 @@ def write_checkpoint(path: str | os.PathLike, seed: int = 0, extra: dict | None 
             raise
     os.replace(tmp.name, path)
     return path
+
+
+def nvidia_forward(
+    state: Mapping[str, torch.Tensor], frames: torch.Tensor, training: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """NVIDIA ``FlowNet2SD.forward``, restated with ``torch.nn.functional`` on a checkpoint's state_dict.
+
+    The reference the ports are tested against: written from the upstream
+    facts alone, sharing no code with :mod:`zoo.models.flownet2_sd`.
+    ``frames``: (B, 3, 2, H, W) RGB in [0, 255]. Eval: flow2 * 20 upsampled x4
+    (bilinear, align_corners=False); training: (flow2, ..., flow6).
+    """
+
+    def conv(name, x, stride=1, leaky=True):
+        y = F.conv2d(x, state[f"{name}.weight"], state[f"{name}.bias"], stride, 1)
+        return F.leaky_relu(y, 0.1) if leaky else y
+
+    def deconv(name, x, leaky=True):
+        y = F.conv_transpose2d(x, state[f"{name}.weight"], state[f"{name}.bias"], 2, 1)
+        return F.leaky_relu(y, 0.1) if leaky else y
+
+    b = frames.shape[0]
+    mean = frames.reshape(b, 3, -1).mean(-1).reshape(b, 3, 1, 1, 1)
+    x = (frames - mean) / 255.0
+    x = torch.cat((x[:, :, 0], x[:, :, 1]), 1)
+    c0 = conv("conv0.0", x)
+    c1 = conv("conv1_1.0", conv("conv1.0", c0, 2))
+    c2 = conv("conv2_1.0", conv("conv2.0", c1, 2))
+    c3 = conv("conv3_1.0", conv("conv3.0", c2, 2))
+    c4 = conv("conv4_1.0", conv("conv4.0", c3, 2))
+    c5 = conv("conv5_1.0", conv("conv5.0", c4, 2))
+    c6 = conv("conv6_1.0", conv("conv6.0", c5, 2))
+    flow6 = conv("predict_flow6", c6, leaky=False)
+    concat5 = torch.cat((c5, deconv("deconv5.0", c6), deconv("upsampled_flow6_to_5", flow6, False)), 1)
+    flow5 = conv("predict_flow5", conv("inter_conv5.0", concat5, leaky=False), leaky=False)
+    concat4 = torch.cat((c4, deconv("deconv4.0", concat5), deconv("upsampled_flow5_to_4", flow5, False)), 1)
+    flow4 = conv("predict_flow4", conv("inter_conv4.0", concat4, leaky=False), leaky=False)
+    concat3 = torch.cat((c3, deconv("deconv3.0", concat4), deconv("upsampled_flow4_to_3", flow4, False)), 1)
+    flow3 = conv("predict_flow3", conv("inter_conv3.0", concat3, leaky=False), leaky=False)
+    concat2 = torch.cat((c2, deconv("deconv2.0", concat3), deconv("upsampled_flow3_to_2", flow3, False)), 1)
+    flow2 = conv("predict_flow2", conv("inter_conv2.0", concat2, leaky=False), leaky=False)
+    if training:
+        return flow2, flow3, flow4, flow5, flow6
+    return F.interpolate(flow2 * 20, scale_factor=4, mode="bilinear", align_corners=False)
