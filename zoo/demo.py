@@ -58,7 +58,6 @@ def _torch_run(model, x_nhwc: np.ndarray) -> Callable[[], np.ndarray]:
 def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tuple]:
     import tensorflow as tf
 
-    import zoo
     from zoo.registry import get_model_entry
 
     entry = get_model_entry(name)

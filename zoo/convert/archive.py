@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import tarfile
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from ..errors import FormatError
+from ..fileio import atomic_output
 
 
 def _check_member(archive: str | os.PathLike, member: tarfile.TarInfo) -> None:
@@ -37,13 +37,8 @@ def extract_member(archive: str | os.PathLike, name: str, dest_dir: str | os.Pat
             source = tar.extractfile(matches[0])
             assert source is not None
             dest = Path(dest_dir) / name
-            with tempfile.NamedTemporaryFile(dir=dest_dir, prefix=f".{name}.", delete=False) as tmp:
-                try:
-                    shutil.copyfileobj(source, tmp)
-                except BaseException:
-                    os.unlink(tmp.name)
-                    raise
-            os.replace(tmp.name, dest)
+            with atomic_output(dest) as out:
+                shutil.copyfileobj(source, out)
             return dest
     except (tarfile.TarError, EOFError, OSError) as error:
         if isinstance(error, FileNotFoundError):

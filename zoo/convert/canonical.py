@@ -11,11 +11,12 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from ..fileio import atomic_write_bytes
 
 CONVERTER_VERSION = "1"
 
@@ -52,16 +53,4 @@ def serialize_safetensors(tensors: Mapping[str, np.ndarray], metadata: Mapping[s
 
 def write_canonical(tensors: Mapping[str, np.ndarray], out: str | os.PathLike, metadata: Mapping[str, str]) -> Path:
     """Write ``tensors`` (as float32) and string ``metadata`` to ``out`` atomically and deterministically."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    data = serialize_safetensors(tensors, metadata)
-    with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp", delete=False) as tmp:
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, out)
-    return out
+    return atomic_write_bytes(out, serialize_safetensors(tensors, metadata))

@@ -11,7 +11,6 @@ few tens of pixels on real image pairs, as a trained model's is.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Mapping
@@ -19,6 +18,8 @@ from typing import Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..fileio import atomic_output
 
 # Shapes from NVIDIA's networks/FlowNetSD.py (batchNorm=False), written out
 # independently of zoo.models so that the stand-in is a second statement of the format.
@@ -67,13 +68,8 @@ def write_checkpoint(path: str | os.PathLike, seed: int = 0, extra: dict | None 
     path = Path(path)
     payload = {"epoch": 0, "state_dict": make_state_dict(seed), "best_EPE": float(np.float32(2.5 + seed % 7))}
     payload.update(extra or {})
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        try:
-            torch.save(payload, tmp, _use_new_zipfile_serialization=False)
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
+    with atomic_output(path) as f:
+        torch.save(payload, f, _use_new_zipfile_serialization=False)
     return path
 
 

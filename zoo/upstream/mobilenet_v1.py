@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 import tarfile
 import tempfile
@@ -20,7 +19,9 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 
 import numpy as np
 
-from zoo.errors import FormatError, InputShapeError, TensorShapeError
+from ..errors import FormatError, InputShapeError, TensorShapeError
+from ..fileio import atomic_write_bytes
+from .tf_session import run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -303,12 +304,7 @@ def frozen_graph_def(weights: Mapping[str, np.ndarray], image_size: int = 224,
 def run_graph(graph_def: "tf.compat.v1.GraphDef", images_nhwc: np.ndarray,
               output: str = LOGITS_NODE) -> np.ndarray:
     """Import ``graph_def`` into a fresh graph and run ``output`` on float32 NHWC images."""
-    import tensorflow as tf
-
-    with tf.Graph().as_default() as graph:
-        tf.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=graph) as sess:
-            return sess.run(f"{output}:0", {f"{INPUT_NODE}:0": np.asarray(images_nhwc, np.float32)})
+    return run_graph_def(graph_def, {f"{INPUT_NODE}:0": np.asarray(images_nhwc, np.float32)}, f"{output}:0")
 
 
 def graph_text(graph_def: "tf.compat.v1.GraphDef") -> str:
@@ -422,13 +418,5 @@ def write_release(dest_dir: str | Path, seed: int = 0) -> Path:
                 info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
                 with path.open("rb") as f:
                     tar.addfile(info, f)
-        fd, partial = tempfile.mkstemp(prefix=f".{TGZ_NAME}.", suffix=".part", dir=dest)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(buffer.getvalue())
-            os.chmod(partial, 0o644)
-            os.replace(partial, target)
-        except BaseException:
-            Path(partial).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, buffer.getvalue())
     return target

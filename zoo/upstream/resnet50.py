@@ -25,14 +25,14 @@ Node-name scheme (``tf.layers`` / op-name uniquification under ``resnet_model/``
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
-from zoo.errors import FormatError, InputShapeError, TensorShapeError
+from ..errors import FormatError, InputShapeError, TensorShapeError
+from ..fileio import atomic_write_bytes
+from .tf_session import run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -307,12 +307,7 @@ def frozen_graph_def(weights: Mapping[str, np.ndarray],
 def run_graph(graph_def: "tf.compat.v1.GraphDef", images_nhwc: np.ndarray,
               output: str = LOGITS_NODE) -> np.ndarray:
     """Import ``graph_def`` into a fresh graph and run ``output`` on float32 NHWC images."""
-    import tensorflow as tf
-
-    with tf.Graph().as_default() as graph:
-        tf.import_graph_def(graph_def, name="")
-        with tf.compat.v1.Session(graph=graph) as sess:
-            return sess.run(f"{output}:0", {f"{INPUT_NODE}:0": np.asarray(images_nhwc, np.float32)})
+    return run_graph_def(graph_def, {f"{INPUT_NODE}:0": np.asarray(images_nhwc, np.float32)}, f"{output}:0")
 
 
 def write_frozen_pb(path: str | Path, seed: int = 0,
@@ -328,13 +323,4 @@ def write_frozen_pb(path: str | Path, seed: int = 0,
         target = target / PB_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
     data = frozen_graph_def(make_weights(seed), image_size).SerializeToString(deterministic=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(partial, 0o644)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_bytes(target, data)
