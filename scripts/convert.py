@@ -16,7 +16,7 @@ from zoo.registry import get_model_entry, list_models
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=list_models())
-    parser.add_argument("--source", required=True, help="the upstream file: release .tgz, frozen .pb or checkpoint prefix")
+    parser.add_argument("--source", required=True, help="the upstream file: release .tgz, frozen .pb, checkpoint prefix, .pth.tar or .caffemodel.h5")
     parser.add_argument("--out", required=True, help="the .safetensors file to write")
     parser.add_argument(
         "--moving-averages",

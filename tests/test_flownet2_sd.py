@@ -199,3 +199,39 @@ def test_bad_checkpoints(tmp_path, state):
 def test_registry_entry():
     entry = zoo.get_model_entry("flownet2_sd")
     assert entry.reference_metric.get("epe") is None
+
+
+def test_caffe_weights_convert_to_the_same_model(checkpoint, converted, state, tmp_path):
+    """lmb-freiburg's Caffe layout: Caffe names, and conv0 reading BGR frames."""
+    import h5py
+    from safetensors.numpy import load_file
+
+    from zoo.convert.flownet2_sd import convert
+    from zoo.upstream.flownet2_sd import write_caffe_h5
+
+    h5_path = write_caffe_h5(tmp_path / "FlowNet2-SD_weights.caffemodel.h5", seed=0)
+    from_caffe = load_file(str(convert(h5_path, tmp_path / "caffe.safetensors")))
+    from_nvidia = load_file(str(converted))
+    assert from_caffe.keys() == from_nvidia.keys()
+    assert all(np.array_equal(from_caffe[k], from_nvidia[k]) for k in from_nvidia)
+    # The flip in behaviour: the Caffe weights, used as they are, on BGR frames,
+    # give the flow the converted model gives on RGB frames.
+    with h5py.File(h5_path) as h5:
+        conv0 = torch.from_numpy(np.asarray(h5["data/conv0/0"]))
+    caffe_state = dict(state, **{"conv0.0.weight": conv0})
+    frames = _frames([tuple(image[:128, :192] for image in _motorcycle())])
+    with torch.no_grad():
+        ours = zoo.flownet2_sd(weights=tmp_path / "caffe.safetensors")(frames)
+        caffe = nvidia_forward(caffe_state, frames.flip(1))
+    _assert_flow_close(ours.numpy(), caffe.numpy(), "Caffe BGR vs converted RGB")
+
+
+def test_caffe_file_missing_a_blob(tmp_path):
+    import h5py
+
+    from zoo.upstream.flownet2_sd import write_caffe_h5
+
+    h5_path = write_caffe_h5(tmp_path / "w.caffemodel.h5", seed=0)
+    with h5py.File(h5_path, "a") as h5:
+        del h5["data/Convolution3/1"]
+    _convert_fails(h5_path, tmp_path / "o.safetensors", FormatError, "Convolution3 lacks blob 1")

@@ -73,6 +73,50 @@ def write_checkpoint(path: str | os.PathLike, seed: int = 0, extra: dict | None 
     return path
 
 
+# lmb-freiburg's Caffe layer names for NVIDIA's module names, as NVIDIA's
+# conversion matched them: Convolution1..5 are the flow heads predict_flow6..2,
+# interconv5..2 the inter_conv5..2, upsample_flow6to5..3to2 the flow
+# upsamplers; the rest keep their names.
+_CAFFE_NAMES = {
+    **{f"predict_flow{level}": f"Convolution{6 - level + 1}" for level in (6, 5, 4, 3, 2)},
+    **{f"inter_conv{level}.0": f"interconv{level}" for level in (5, 4, 3, 2)},
+    **{f"upsampled_flow{level}_to_{level - 1}": f"upsample_flow{level}to{level - 1}" for level in (6, 5, 4, 3)},
+}
+
+
+def caffe_layer_name(module: str) -> str:
+    """The Caffe layer that holds the weights of NVIDIA's module ``module`` (e.g. ``conv1_1.0``)."""
+    return _CAFFE_NAMES.get(module, module.removesuffix(".0"))
+
+
+def write_caffe_h5(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Write a stand-in of lmb-freiburg's ``FlowNet2-SD_weights.caffemodel.h5``.
+
+    HDF5 layout ``data/<layer>/0`` (weights) and ``data/<layer>/1`` (biases), Caffe
+    layer names, float32. Caffe's blobs have PyTorch's layouts (Convolution
+    ``(O, I, kh, kw)``, Deconvolution ``(I, O, kh, kw)``); conv0 takes each frame
+    as BGR, so its input channels are those of :func:`make_state_dict` reordered
+    from RGB to BGR within each frame (NVIDIA flipped them when converting).
+    The same ``seed`` gives the same model as :func:`write_checkpoint`.
+    """
+    import h5py
+
+    path = Path(path)
+    state = make_state_dict(seed)
+    with atomic_output(path) as f, h5py.File(f, "w") as h5:
+        data = h5.create_group("data")
+        for key in state:
+            if not key.endswith(".weight"):
+                continue
+            module = key.removesuffix(".weight")
+            weight = state[key].numpy()
+            if module == "conv0.0":
+                weight = weight[:, [2, 1, 0, 5, 4, 3]]
+            layer = data.create_group(caffe_layer_name(module))
+            layer.create_dataset("0", data=weight)
+            layer.create_dataset("1", data=state[f"{module}.bias"].numpy())
+    return path
+
 def nvidia_forward(
     state: Mapping[str, torch.Tensor], frames: torch.Tensor, training: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, ...]:
