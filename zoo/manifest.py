@@ -19,12 +19,14 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ManifestError
 
 ENV_MANIFEST = "ZOO_MANIFEST"
 PACKAGE_MANIFEST = Path(__file__).with_name("manifest.json")
+# In a repository checkout: the copy beside the converted weights, kept identical to PACKAGE_MANIFEST.
+REPOSITORY_COPY = PACKAGE_MANIFEST.parents[1] / "weights" / "manifest.json"
 SCHEMA_VERSION = 1
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -87,6 +89,18 @@ class Manifest:
             known = f"its tags: {', '.join(tags)}" if tags else "it has no entry"
             raise ManifestError(f"{self.path}: no weights tag {tag!r} for model {model!r} ({known})") from None
 
+    def select(self, names: Sequence[str]) -> list[str]:
+        """Keys for ``names`` (``model.tag``, or ``model`` for all its tags); every key if ``names`` is empty."""
+        if not names:
+            return list(self.entries)
+        keys: list[str] = []
+        for name in names:
+            matches = [key for key, entry in self.entries.items() if name in (key, entry.model)]
+            if not matches:
+                raise ManifestError(f"{self.path}: no entry {name!r}; entries: {', '.join(self.entries)}")
+            keys += [key for key in matches if key not in keys]
+        return keys
+
 
 def manifest_path() -> Path:
     """The manifest in use: ``$ZOO_MANIFEST`` if set, else the package's ``manifest.json``."""
@@ -132,6 +146,19 @@ def write_manifest(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
         Path(partial).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_manifest(data: Mapping[str, Any], path: str | os.PathLike) -> list[Path]:
+    """Write the manifest ``data`` to ``path``; for the package manifest, also to the repository copy.
+
+    Returns the files written. The package file is the one source of truth;
+    ``weights/manifest.json`` is rewritten from it whenever a checkout has that folder.
+    """
+    path = Path(path)
+    written = [write_manifest(data, path)]
+    if path.resolve() == PACKAGE_MANIFEST.resolve() and REPOSITORY_COPY.parent.is_dir():
+        written.append(write_manifest(data, REPOSITORY_COPY))
+    return written
 
 
 def _parse_entry(key: str, value: Any, where: str) -> WeightsEntry:
