@@ -17,13 +17,13 @@ Reading and writing images (Sintel's ``invalid.png``, flow PNGs) needs OpenCV
 from __future__ import annotations
 
 import os
-import secrets
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from .errors import FormatError, InputShapeError
+from .fileio import atomic_write_bytes
 
 __all__ = [
     "average_epe",
@@ -59,27 +59,6 @@ def _check_flow_shape(flow: np.ndarray, what: str) -> None:
 def _check_real_dtype(flow: np.ndarray, what: str) -> None:
     if not (np.issubdtype(flow.dtype, np.floating) or np.issubdtype(flow.dtype, np.integer)):
         raise InputShapeError(f"{what} must hold real numbers, got dtype {flow.dtype}")
-
-
-def _write_atomically(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, then rename it over ``path``."""
-    target = Path(path)
-    temp_name = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
-    # Mode 0o666 filtered by the umask, like open(); O_EXCL never reuses an existing file.
-    handle = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        # os.replace is atomic on POSIX and Windows when both names share a folder.
-        os.replace(temp_name, target)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def read_flo(path: str | os.PathLike) -> np.ndarray:
@@ -131,7 +110,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
         raise InputShapeError(f"flow of {width}x{height} is larger than .flo readers accept ({FLO_MAX_SIDE})")
     header = _FLO_HEADER.pack(FLO_MAGIC, width, height)
     # tobytes() writes C (row-major) order whatever the input's strides.
-    _write_atomically(path, header + flow.astype("<f4").tobytes())
+    atomic_write_bytes(path, header + flow.astype("<f4").tobytes())
 
 
 def read_sintel_invalid(path: str | os.PathLike) -> np.ndarray:
@@ -253,7 +232,7 @@ def save_flow_png(path: str | os.PathLike, flow: np.ndarray, max_flow: float | N
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise OSError(f"{path}: OpenCV could not encode the PNG")
-    _write_atomically(path, encoded.tobytes())
+    atomic_write_bytes(path, encoded.tobytes())
 
 
 def _import_cv2():
