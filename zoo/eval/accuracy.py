@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import FormatError
 from ..registry import get_model_entry
-from .imagenet import ArrayDataset, PrefetchLoader, Progress, read_val_map, resolve_arrays_dir
+from .imagenet import ArrayDataset, PrefetchLoader, Progress
 
 __all__ = [
     "DistContext",
@@ -227,26 +227,20 @@ def _metric(correct: int, count: int) -> dict:
 
 def evaluate_arrays(
     model: str,
-    arrays: str | os.PathLike,
-    val_map: str | os.PathLike,
+    dataset: ArrayDataset,
     predictors: Sequence[Predictor],
     batch_size: int = 32,
-    limit: int | None = None,
-    skip_missing: bool = False,
     ctx: DistContext | None = None,
     progress: bool = True,
     info: dict | None = None,
 ) -> dict | None:
-    """Evaluate ``predictors`` (the first is the main one, a second is compared) on the arrays.
+    """Evaluate ``predictors`` (the first is the main one, a second is compared) on ``dataset``.
 
     Returns the report (see :func:`format_summary`) on rank 0, None on other
-    ranks. ``info`` is copied into the report (weights, upstream file, ...).
+    ranks. ``info`` is copied into the report (weights, val_map, upstream file, ...).
     """
     ctx = ctx or DistContext()
     entry = get_model_entry(model)
-    directory = resolve_arrays_dir(arrays, model)
-    entries = read_val_map(val_map)[:limit]
-    dataset = ArrayDataset(directory, entries, model, skip_missing=skip_missing)
     indices = shard_indices(len(dataset), ctx.rank, ctx.world_size)
     loader = PrefetchLoader(dataset, indices, batch_size)
     bar = Progress(len(indices), f"{model} {'+'.join(p.framework for p in predictors)}",
@@ -279,12 +273,11 @@ def evaluate_arrays(
                 store.update(piece)
         if any(len(s) != len(dataset) for s in results) or int(counts[0, 2]) != len(dataset):
             raise RuntimeError(f"the ranks evaluated {int(counts[0, 2])} of {len(dataset)} images")
-    return _report(model, dataset, predictors, results, ctx, info or {}, val_map, batch_size)
+    return _report(model, dataset, predictors, results, ctx, info or {}, batch_size)
 
 
 def _report(model: str, dataset: ArrayDataset, predictors: Sequence[Predictor],
-            results: list[dict[int, list[int]]], ctx: DistContext, info: dict,
-            val_map: str | os.PathLike, batch_size: int) -> dict:
+            results: list[dict[int, list[int]]], ctx: DistContext, info: dict, batch_size: int) -> dict:
     entry = get_model_entry(model)
     labels = dataset.labels
     names = [e.image for e in dataset.entries]
@@ -308,7 +301,6 @@ def _report(model: str, dataset: ArrayDataset, predictors: Sequence[Predictor],
         **{k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in info.items()},
         "arrays": str(dataset.directory),
         "layout": dataset.layout,
-        "val_map": str(val_map),
         "label_offset": entry.label_offset,
         "batch_size": batch_size,
         "world_size": ctx.world_size,

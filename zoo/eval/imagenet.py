@@ -47,6 +47,7 @@ __all__ = [
     "Progress",
     "ValEntry",
     "arrays_dir",
+    "open_arrays",
     "preprocess_image",
     "preprocess_images",
     "read_index",
@@ -282,9 +283,13 @@ def preprocess_images(
     executor: Executor | None = None
     try:
         if workers > 1:
+            import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            executor = ProcessPoolExecutor(workers, initializer=_worker_init)
+            # spawn, not fork: forking a process that already runs threads (TensorFlow's,
+            # PyTorch's, a test runner's) can deadlock the children.
+            executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_worker_init)
             outcomes: Iterator[tuple[str, str, str]] = executor.map(_preprocess_one, tasks, chunksize=8)
         else:
             outcomes = map(_preprocess_one, tasks)
@@ -421,6 +426,14 @@ class ArrayDataset:
     def batch(self, indices: Sequence[int]) -> np.ndarray:
         """The arrays of ``indices`` stacked into one float32 batch (this reads them)."""
         return np.stack([self.load(i) for i in indices])
+
+
+def open_arrays(model: str, arrays: str | os.PathLike, val_map: str | os.PathLike, limit: int | None = None,
+                skip_missing: bool = False) -> ArrayDataset:
+    """The :class:`ArrayDataset` of the first ``limit`` images of ``val_map`` in ``arrays``
+    (the preprocessing ``--out`` folder or the ``.npy`` folder itself)."""
+    return ArrayDataset(resolve_arrays_dir(arrays, model), read_val_map(val_map)[:limit], model,
+                        skip_missing=skip_missing)
 
 
 class PrefetchLoader:

@@ -1,0 +1,214 @@
+"""zoo.eval.imagenet and scripts/preprocess_imagenet.py: MLPerf's preprocessing byte for byte, val_map, loader.
+
+The reference is a restatement, written here from MLPerf Inference's
+``vision/classification_and_detection/python/dataset.py`` and ``imagenet.py``,
+of ``resize_with_aspectratio`` / ``center_crop`` / ``pre_process_vgg`` /
+``pre_process_mobilenet`` and of the cache's ``np.save(dst, processed)``: the
+.npy files the script writes must equal its bytes, on the real validation
+images of ../shared (or, where absent, the scikit-image photos as JPEGs).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parity import ROOT, shared_dir, skimage_photos_bgr
+from zoo.errors import FormatError, ZooError
+from zoo.eval.imagenet import (
+    ArrayDataset,
+    PrefetchLoader,
+    ValEntry,
+    arrays_dir,
+    preprocess_images,
+    read_val_map,
+    resolve_arrays_dir,
+    write_val_map,
+)
+
+cv2 = pytest.importorskip("cv2")
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (its main(argv) runs in this process)."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- MLPerf's functions, restated from dataset.py --------------------------------------
+
+def mlperf_resize_with_aspectratio(img, out_height, out_width, scale=87.5, inter_pol=None):
+    height, width, _ = img.shape
+    new_height = int(100.0 * out_height / scale)
+    new_width = int(100.0 * out_width / scale)
+    if height > width:
+        w, h = new_width, int(new_height * height / width)
+    else:
+        h, w = new_height, int(new_width * width / height)
+    return cv2.resize(img, (w, h), interpolation=inter_pol)
+
+
+def mlperf_center_crop(img, out_height, out_width):
+    height, width, _ = img.shape
+    left, right = int((width - out_width) / 2), int((width + out_width) / 2)
+    top, bottom = int((height - out_height) / 2), int((height + out_height) / 2)
+    return img[top:bottom, left:right]
+
+
+def mlperf_pre_process_vgg(img, dims, need_transpose=False):
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = mlperf_resize_with_aspectratio(img, dims[0], dims[1], inter_pol=cv2.INTER_AREA)
+    img = np.asarray(mlperf_center_crop(img, dims[0], dims[1]), dtype="float32")
+    img -= np.array([123.68, 116.78, 103.94], dtype=np.float32)
+    return img.transpose([2, 0, 1]) if need_transpose else img
+
+
+def mlperf_pre_process_mobilenet(img, dims, need_transpose=False):
+    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    img = mlperf_resize_with_aspectratio(img, dims[0], dims[1], inter_pol=cv2.INTER_LINEAR)
+    img = np.asarray(mlperf_center_crop(img, dims[0], dims[1]), dtype="float32")
+    img /= 255.0
+    img -= 0.5
+    img *= 2
+    return img.transpose([2, 0, 1]) if need_transpose else img
+
+
+MLPERF = {"mobilenet_v1": mlperf_pre_process_mobilenet, "resnet50": mlperf_pre_process_vgg}
+# main.py profiles: cache folder preprocessed/<dataset>/<layout>.
+MLPERF_CACHE = {"mobilenet_v1": "imagenet_mobilenet", "resnet50": "imagenet"}
+
+
+def mlperf_npy_bytes(model: str, image_path: Path, layout: str) -> bytes:
+    """What imagenet.py's np.save(dst, pre_process(cv2.imread(src), ...)) writes."""
+    processed = MLPERF[model](cv2.imread(str(image_path)), [224, 224, 3], need_transpose=layout == "NCHW")
+    buffer = io.BytesIO()
+    np.save(buffer, processed)
+    return buffer.getvalue()
+
+
+# --- data ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image_set(tmp_path_factory) -> tuple[Path, Path]:
+    """(image folder, val_map): ../shared's 115 real validation JPEGs, else the skimage photos as JPEGs."""
+    shared = shared_dir()
+    if shared is not None:
+        data = shared / "data" / "imagenet"
+        return data / "val", data / "val_map.txt"
+    if os.environ.get("ZOO_REQUIRE_ALL") == "1":
+        pytest.fail("../shared is required when ZOO_REQUIRE_ALL=1")
+    folder = tmp_path_factory.mktemp("photos")
+    entries = []
+    for i, image in enumerate(skimage_photos_bgr()):
+        name = f"photo_{i}.JPEG"
+        cv2.imwrite(str(folder / name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        entries.append(ValEntry(name, i))
+    return folder, write_val_map(folder / "val_map.txt", entries)
+
+
+@pytest.mark.parametrize("model,layout,workers", [("mobilenet_v1", "NHWC", 2), ("resnet50", "NCHW", 1)])
+def test_arrays_equal_mlperf_byte_for_byte(image_set, tmp_path, model, layout, workers):
+    images, val_map = image_set
+    result = preprocess_images(model, images, val_map, tmp_path, layout=layout, workers=workers, progress=False)
+    entries = read_val_map(val_map)
+    assert result.out_dir == tmp_path / "preprocessed" / MLPERF_CACHE[model] / layout
+    assert (result.written, result.already_done, result.failed) == (len(entries), 0, [])
+    for entry in entries:
+        ours = (result.out_dir / f"{entry.image}.npy").read_bytes()
+        assert ours == mlperf_npy_bytes(model, images / entry.image, layout), f"{entry.image}: differs from MLPerf"
+    index = json.loads((result.out_dir / "index.json").read_text())
+    assert index["model"] == model and index["layout"] == layout and index["count"] == len(entries)
+    assert index["images"] == [e.image for e in entries]
+
+
+@pytest.mark.parametrize("model,layout", [("mobilenet_v1", "NCHW"), ("resnet50", "NHWC")])
+def test_other_layouts_equal_mlperf(image_set, tmp_path, model, layout):
+    images, val_map = image_set
+    result = preprocess_images(model, images, val_map, tmp_path, layout=layout, limit=6, progress=False)
+    for entry in read_val_map(val_map)[:6]:
+        ours = (result.out_dir / f"{entry.image}.npy").read_bytes()
+        assert ours == mlperf_npy_bytes(model, images / entry.image, layout), f"{entry.image}: differs from MLPerf"
+
+
+def test_cli_is_restartable_and_reports_bad_images(image_set, tmp_path, capsys):
+    images, val_map = image_set
+    good = read_val_map(val_map)[:3]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for entry in good:
+        (folder / entry.image).write_bytes((images / entry.image).read_bytes())
+    (folder / "broken.JPEG").write_bytes(b"\xff\xd8 not a jpeg")
+    listing = write_val_map(tmp_path / "val_map.txt", [*good, ValEntry("broken.JPEG", 1), ValEntry("absent.JPEG", 2)])
+    script = load_script("preprocess_imagenet")
+    argv = ["mobilenet_v1", "--images", str(folder), "--val-map", str(listing), "--out", str(tmp_path / "out"),
+            "--workers", "1", "--quiet"]
+
+    assert script.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "3 written, 0 already done, 2 missing or unreadable" in out
+    assert "broken.JPEG" in err and "cannot decode" in err and "absent.JPEG" in err and "no such image" in err
+    target = arrays_dir(tmp_path / "out", "mobilenet_v1", "NHWC")
+    index = json.loads((target / "index.json").read_text())
+    assert index["count"] == 3 and [f["image"] for f in index["failed"]] == ["broken.JPEG", "absent.JPEG"]
+    assert not list(target.glob(".*"))  # no temporary files left behind
+
+    (target / f"{good[1].image}.npy").unlink()  # as if interrupted
+    assert script.main(argv) == 0
+    assert "1 written, 2 already done, 2 missing or unreadable" in capsys.readouterr().out
+
+    assert script.main(argv + ["--strict"]) == 1
+    assert "broken.JPEG" in capsys.readouterr().err
+
+
+def test_val_map_parsing(tmp_path):
+    shared = shared_dir()
+    if shared is not None:
+        full = read_val_map(shared / "data" / "imagenet" / "val_map_50000.txt")
+        assert len(full) == 50_000
+        assert full[0] == ValEntry("ILSVRC2012_val_00000001.JPEG", 65)
+        assert {e.label for e in full} == set(range(1000))
+    bad = tmp_path / "val_map.txt"
+    bad.write_text("a.JPEG 1\n\nb.JPEG x\n")
+    with pytest.raises(FormatError, match=r"val_map.txt:3: label 'x'"):
+        read_val_map(bad)
+    bad.write_text("a.JPEG 1\na.JPEG 2\n")
+    with pytest.raises(FormatError, match=r"val_map.txt:2: a.JPEG is already listed on line 1"):
+        read_val_map(bad)
+    bad.write_text("a.JPEG\n")
+    with pytest.raises(FormatError, match=r"val_map.txt:1: expected"):
+        read_val_map(bad)
+    with pytest.raises(FormatError, match="nope.txt"):
+        read_val_map(tmp_path / "nope.txt")
+
+
+def test_dataset_and_prefetching_loader(image_set, tmp_path):
+    images, val_map = image_set
+    entries = read_val_map(val_map)[:7]
+    preprocess_images("mobilenet_v1", images, val_map, tmp_path, limit=7, progress=False)
+    directory = resolve_arrays_dir(tmp_path, "mobilenet_v1")
+    assert directory == arrays_dir(tmp_path, "mobilenet_v1", "NHWC")
+    dataset = ArrayDataset(directory, entries, "mobilenet_v1")
+    assert dataset.layout == "NHWC" and len(dataset) == 7
+    batches = list(PrefetchLoader(dataset, [6, 0, 1, 2, 3, 4, 5], batch_size=3, prefetch=2))
+    assert [b for b, _ in batches] == [[6, 0, 1], [2, 3, 4], [5]]
+    for indices, batch in batches:
+        expected = np.stack([np.load(directory / f"{entries[i].image}.npy") for i in indices])
+        np.testing.assert_array_equal(batch, expected)
+
+    with pytest.raises(FileNotFoundError, match=r"no array for 1 of the 8 images.*missing.JPEG"):
+        ArrayDataset(directory, [*entries, ValEntry("missing.JPEG", 3)], "mobilenet_v1")
+    kept = ArrayDataset(directory, [*entries, ValEntry("missing.JPEG", 3)], "mobilenet_v1", skip_missing=True)
+    assert len(kept) == 7 and kept.missing == ["missing.JPEG"]
+    with pytest.raises(ValueError, match="preprocessed for mobilenet_v1"):
+        ArrayDataset(directory, entries, "resnet50")
+    with pytest.raises(ZooError, match="float32"):
+        np.save(directory / f"{entries[0].image}.npy", np.zeros((3, 224, 224), np.float32))
+        dataset.load(0)

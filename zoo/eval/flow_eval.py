@@ -1,0 +1,196 @@
+"""FlowNet2-SD average end-point error on MPI-Sintel- and FlyingChairs-style folders.
+
+Protocol of NVIDIA flownet2-pytorch's inference loaders (``datasets.py``):
+
+* ``MpiSintel`` / ``FlyingChairs``: ``render_size`` is the frame size floored to
+  multiples of 64 (``(h // 64) * 64``), and ``StaticCenterCrop`` cuts
+  ``img[(h - th)//2 : (h + th)//2, (w - tw)//2 : (w + tw)//2]`` from both
+  frames and the ground truth: Sintel's 436 rows become rows 26..409 (384),
+  FlyingChairs' 384x512 is left as is. The same crop is applied here to
+  Sintel's ``invalid.png`` mask.
+* Frames are read as RGB (``frame_utils.read_gen``), float32 in [0, 255]; the
+  network normalises them itself.
+* EPE per pair with :func:`zoo.flow.average_epe` (over the valid pixels where
+  an ``invalid.png`` exists); the dataset number is the mean over pairs
+  (NVIDIA averages per-batch EPEs; batch size 1 here).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import FormatError
+from ..flow import average_epe, read_flo, read_sintel_invalid, save_flow_png
+
+__all__ = [
+    "FlowPair",
+    "SIZE_MULTIPLE",
+    "center_crop",
+    "evaluate_flow",
+    "find_pairs",
+    "format_table",
+    "load_pair",
+    "make_flow_predictor",
+]
+
+SIZE_MULTIPLE = 64  # datasets.py: render_size = (frame_size // 64) * 64
+FLOW_FRAMEWORKS = ("torch", "keras")
+
+
+@dataclass(frozen=True)
+class FlowPair:
+    """Two frames and their ground truth; ``invalid`` is Sintel's mask of pixels with no valid flow."""
+
+    name: str
+    kind: str  # "sintel" or "chairs"
+    img0: Path
+    img1: Path
+    flow: Path
+    invalid: Path | None = None
+
+
+def find_pairs(root: str | os.PathLike) -> list[FlowPair]:
+    """All pairs under ``root`` (searched recursively), sorted by name.
+
+    Sintel-style: a folder holding ``img0.png``, ``img1.png``, ``flow.flo`` and
+    optionally ``invalid.png``. FlyingChairs-style: ``NNNNNNN-img0.ppm``,
+    ``-img1.ppm``, ``-gt.flo`` side by side. Raises ``FileNotFoundError`` when a
+    pair lacks a file or none is found.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such flow data folder")
+    pairs = []
+    for img0 in root.rglob("img0.png"):
+        folder = img0.parent
+        invalid = folder / "invalid.png"
+        pairs.append(FlowPair(folder.relative_to(root).as_posix() or folder.name, "sintel", img0,
+                              folder / "img1.png", folder / "flow.flo", invalid if invalid.is_file() else None))
+    for img0 in root.rglob("*-img0.ppm"):
+        stem = img0.name[: -len("-img0.ppm")]
+        name = (img0.parent.relative_to(root) / stem).as_posix()
+        pairs.append(FlowPair(name, "chairs", img0, img0.with_name(f"{stem}-img1.ppm"), img0.with_name(f"{stem}-gt.flo")))
+    for pair in pairs:
+        for path in (pair.img1, pair.flow):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing, the pair {pair.name} is incomplete")
+    if not pairs:
+        raise FileNotFoundError(
+            f"{root}: no flow pairs (Sintel-style <seq>/img0.png, img1.png, flow.flo or "
+            "FlyingChairs-style NNNNNNN-img0.ppm, -img1.ppm, -gt.flo)"
+        )
+    return sorted(pairs, key=lambda p: p.name)
+
+
+def center_crop(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """NVIDIA's ``StaticCenterCrop`` of an (H, W, ...) array to ``height`` x ``width``."""
+    h, w = array.shape[:2]
+    return array[(h - height) // 2:(h + height) // 2, (w - width) // 2:(w + width) // 2]
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FormatError(f"{path}: OpenCV cannot decode this image")
+    return np.ascontiguousarray(image[..., ::-1])  # BGR -> RGB, as read_gen's imread gives
+
+
+def load_pair(pair: FlowPair) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(frames (2, H, W, 3) float32 RGB in [0, 255], ground truth (H, W, 2), valid mask (H, W) or None), centre-cropped.
+
+    The crop is to the frame size floored to multiples of 64, as NVIDIA's loaders do.
+    """
+    frames = [_read_rgb(pair.img0), _read_rgb(pair.img1)]
+    gt = read_flo(pair.flow)
+    valid = read_sintel_invalid(pair.invalid) if pair.invalid is not None else None
+    h, w = frames[0].shape[:2]
+    for what, shape in (("img1", frames[1].shape[:2]), ("flow", gt.shape[:2]),
+                        ("invalid", None if valid is None else valid.shape)):
+        if shape is not None and shape != (h, w):
+            raise FormatError(f"pair {pair.name}: {what} is {shape[1]}x{shape[0]}, img0 is {w}x{h}")
+    th, tw = (h // SIZE_MULTIPLE) * SIZE_MULTIPLE, (w // SIZE_MULTIPLE) * SIZE_MULTIPLE
+    if th == 0 or tw == 0:
+        raise FormatError(f"pair {pair.name}: frames of {w}x{h} are smaller than {SIZE_MULTIPLE} pixels")
+    frames_array = np.stack([center_crop(f, th, tw) for f in frames]).astype(np.float32)
+    return frames_array, center_crop(gt, th, tw), None if valid is None else center_crop(valid, th, tw)
+
+
+def make_flow_predictor(framework: str, weights: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict(frames)``: (2, H, W, 3) float32 RGB -> (H, W, 2) flow, in ``torch`` or ``keras``."""
+    if framework == "torch":
+        import torch
+
+        from ..models.flownet2_sd import estimate_flow, flownet2_sd
+
+        model = flownet2_sd(weights=weights).eval()
+
+        def predict(frames: np.ndarray) -> np.ndarray:
+            # NVIDIA: np.array([img1, img2]).transpose(3, 0, 1, 2) -> (3, 2, H, W).
+            x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))[None]
+            with torch.inference_mode():
+                return estimate_flow(model, x)[0].permute(1, 2, 0).numpy()
+
+        return predict
+    if framework == "keras":
+        from ..keras.flownet2_sd import flownet2_sd as keras_flownet2_sd
+
+        model = keras_flownet2_sd(weights=weights)
+        return lambda frames: np.asarray(model(frames[None], training=False))[0]
+    raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FLOW_FRAMEWORKS)}")
+
+
+def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.ndarray],
+                  png_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
+    """Average EPE of ``predict`` over ``pairs``, with one row per pair.
+
+    With ``png_dir``, writes ``<pair>_pred.png`` and ``<pair>_gt.png``
+    (Middlebury colours, both normalised by the ground truth's largest valid
+    magnitude so they compare; ``/`` in a pair's name becomes ``_``).
+    """
+    from .imagenet import Progress
+
+    if not pairs:
+        raise ValueError("no flow pairs to evaluate")
+    png_path = Path(png_dir) if png_dir is not None else None
+    if png_path is not None:
+        png_path.mkdir(parents=True, exist_ok=True)
+    rows = []
+    bar = Progress(len(pairs), "flow pairs", enabled=progress)
+    try:
+        for pair in pairs:
+            frames, gt, valid = load_pair(pair)
+            flow = predict(frames)
+            epe = average_epe(flow, gt, valid)
+            row = {"pair": pair.name, "kind": pair.kind, "height": int(gt.shape[0]), "width": int(gt.shape[1]),
+                   "valid_fraction": 1.0 if valid is None else float(valid.mean()), "epe": epe}
+            if png_path is not None:
+                magnitude = np.hypot(gt[..., 0], gt[..., 1])
+                scale = float((magnitude[valid] if valid is not None else magnitude).max()) or None
+                stem = pair.name.replace("/", "_")
+                for suffix, field in (("pred", flow), ("gt", gt)):
+                    target = png_path / f"{stem}_{suffix}.png"
+                    save_flow_png(target, field, max_flow=scale)
+                    row[f"{suffix}_png"] = str(target)
+            rows.append(row)
+            bar.update()
+    finally:
+        bar.close()
+    return {"pairs": rows, "count": len(rows), "average_epe": float(np.mean([r["epe"] for r in rows]))}
+
+
+def format_table(result: dict) -> str:
+    """A per-pair table and the average EPE, as the CLI prints them."""
+    width = max(len("pair"), *(len(r["pair"]) for r in result["pairs"]))
+    lines = [f"{'pair':<{width}}  kind    size       valid    EPE"]
+    for r in result["pairs"]:
+        lines.append(f"{r['pair']:<{width}}  {r['kind']:<6}  {r['width']:>4}x{r['height']:<4}  "
+                     f"{100 * r['valid_fraction']:5.1f}%  {r['epe']:8.4f}")
+    lines.append(f"average EPE over {result['count']} pairs: {result['average_epe']:.4f}")
+    return "\n".join(lines)
