@@ -7,36 +7,52 @@ green run can never hide a missing reference.
 
 from __future__ import annotations
 
-import importlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from parity import require_module
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _require(module: str):
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-            pytest.fail(f"{module} is required when ZOO_REQUIRE_ALL=1: {error}")
-        pytest.skip(f"{module} is not installed")
 
 
 @pytest.fixture(scope="session")
 def tf():
     """TensorFlow, the reference for TF-born semantics."""
-    return _require("tensorflow")
+    return require_module("tensorflow")
 
 
 @pytest.fixture(scope="session")
 def keras(tf):
     """Keras 3 on the TensorFlow backend."""
-    return _require("keras")
+    return require_module("keras")
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def image_set(tmp_path_factory) -> tuple[Path, Path]:
+    """(image folder, val_map): ../shared's 115 real validation JPEGs, else the skimage photos as JPEGs."""
+    import cv2
+
+    from parity import shared_dir, skimage_photos_bgr
+    from zoo.eval.imagenet import ValEntry, write_val_map
+
+    shared = shared_dir()
+    if shared is not None:
+        data = shared / "data" / "imagenet"
+        return data / "val", data / "val_map.txt"
+    if os.environ.get("ZOO_REQUIRE_ALL") == "1":
+        pytest.fail("../shared is required when ZOO_REQUIRE_ALL=1")
+    folder = tmp_path_factory.mktemp("photos")
+    entries = []
+    for i, image in enumerate(skimage_photos_bgr()):
+        name = f"photo_{i}.JPEG"
+        cv2.imwrite(str(folder / name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        entries.append(ValEntry(name, i))
+    return folder, write_val_map(folder / "val_map.txt", entries)

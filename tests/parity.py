@@ -15,6 +15,18 @@ LOGIT_TOL = 1e-4
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
 
+def require_module(name: str):
+    """Import ``name``, or skip (fail under ZOO_REQUIRE_ALL=1, as in CI, so no reference is silently missing)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        if os.environ.get("ZOO_REQUIRE_ALL") == "1":
+            pytest.fail(f"{name} is required when ZOO_REQUIRE_ALL=1: {error}")
+        pytest.skip(f"{name} is not installed", allow_module_level=True)
+
+
 def shared_dir() -> Path | None:
     """The shared/ folder beside the project (ZOO_DATA_DIR points at its data/), or None."""
     data = os.environ.get("ZOO_DATA_DIR")
@@ -30,6 +42,16 @@ def require_shared() -> Path:
             pytest.fail("../shared is required when ZOO_REQUIRE_ALL=1")
         pytest.skip("../shared is not present")
     return path
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (its main(argv) runs in this process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def skimage_photos_bgr() -> list[np.ndarray]:

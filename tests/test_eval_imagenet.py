@@ -10,16 +10,14 @@ images of ../shared (or, where absent, the scikit-image photos as JPEGs).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from parity import ROOT, shared_dir, skimage_photos_bgr
+from parity import load_script, shared_dir
 from zoo.errors import FormatError, ZooError
 from zoo.eval.imagenet import (
     ArrayDataset,
@@ -33,14 +31,6 @@ from zoo.eval.imagenet import (
 )
 
 cv2 = pytest.importorskip("cv2")
-
-
-def load_script(name: str):
-    """scripts/<name>.py as a module (its main(argv) runs in this process)."""
-    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --- MLPerf's functions, restated from dataset.py --------------------------------------
@@ -95,24 +85,6 @@ def mlperf_npy_bytes(model: str, image_path: Path, layout: str) -> bytes:
 
 
 # --- data ------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def image_set(tmp_path_factory) -> tuple[Path, Path]:
-    """(image folder, val_map): ../shared's 115 real validation JPEGs, else the skimage photos as JPEGs."""
-    shared = shared_dir()
-    if shared is not None:
-        data = shared / "data" / "imagenet"
-        return data / "val", data / "val_map.txt"
-    if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-        pytest.fail("../shared is required when ZOO_REQUIRE_ALL=1")
-    folder = tmp_path_factory.mktemp("photos")
-    entries = []
-    for i, image in enumerate(skimage_photos_bgr()):
-        name = f"photo_{i}.JPEG"
-        cv2.imwrite(str(folder / name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        entries.append(ValEntry(name, i))
-    return folder, write_val_map(folder / "val_map.txt", entries)
-
 
 @pytest.mark.parametrize("model,layout,workers", [("mobilenet_v1", "NHWC", 2), ("resnet50", "NCHW", 1)])
 def test_arrays_equal_mlperf_byte_for_byte(image_set, tmp_path, model, layout, workers):

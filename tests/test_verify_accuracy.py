@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from parity import ROOT, shared_dir
-from test_eval_imagenet import image_set, load_script  # noqa: F401  (module-scoped fixture)
+from parity import ROOT, load_script, shared_dir
 from zoo.eval.imagenet import ArrayDataset, ValEntry, arrays_dir, preprocess_images, read_val_map, write_val_map
 
 LIMIT_TRUE = 40  # images for the true-label and torchrun runs (MobileNet in torch: ~0.15 s an image here)

@@ -1,0 +1,89 @@
+"""``scripts/verify_accuracy.py`` throughput against the bare model's, on synthetic arrays.
+
+verify_accuracy.py runs ``zoo.eval.accuracy.evaluate_arrays``: it reads the
+preprocessed ``.npy`` arrays through ``zoo.eval.imagenet.PrefetchLoader``
+(background threads), runs the predictor and scores top-5. Here the same
+function runs on random arrays written in MLPerf's cache layout, and the bare
+model runs the same predictor on the same batches already in memory; the
+ratio of their throughputs is what reading, prefetching and scoring cost.
+Goal (issue item 3): >= 0.95.
+"""
+
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def available() -> bool:
+    """Whether the evaluation code this measures exists (``zoo.eval.accuracy.evaluate_arrays``)."""
+    try:
+        from zoo.eval.accuracy import evaluate_arrays, make_predictor  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_synthetic_arrays(directory: Path, count: int, layout: str = "NCHW", seed: int = 0) -> tuple[Path, Path]:
+    """``count`` random float32 224x224 arrays as ``<image>.npy`` and a matching ``val_map.txt``."""
+    arrays = directory / "arrays"
+    arrays.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    shape = (3, 224, 224) if layout == "NCHW" else (224, 224, 3)
+    lines = []
+    for i in range(count):
+        name = f"ILSVRC2012_val_{i + 1:08d}.JPEG"
+        np.save(arrays / f"{name}.npy", rng.standard_normal(shape, dtype=np.float32))
+        lines.append(f"{name} {i % 1000}\n")
+    val_map = directory / "val_map.txt"
+    val_map.write_text("".join(lines))
+    return arrays, val_map
+
+
+def _evaluate(evaluate_arrays, model: str, arrays: Path, val_map: Path, predictor, batch_size: int):
+    """Call ``evaluate_arrays`` as verify_accuracy.py does, in either of its signatures.
+
+    It takes the arrays folder and val_map, or (newer) an ``ArrayDataset`` built from them.
+    """
+    parameters = list(inspect.signature(evaluate_arrays).parameters)
+    if parameters[1] == "dataset":
+        from zoo.eval.imagenet import ArrayDataset, read_val_map, resolve_arrays_dir
+
+        dataset = ArrayDataset(resolve_arrays_dir(arrays, model), read_val_map(val_map), model)
+        return evaluate_arrays(model, dataset, [predictor], batch_size=batch_size, progress=False)
+    return evaluate_arrays(model, arrays, val_map, [predictor], batch_size=batch_size, progress=False)
+
+
+def measure(model: str, weights: str, workdir: Path, count: int, batch_size: int, rounds: int = 2) -> dict:
+    """Images/s of ``evaluate_arrays`` and of the bare torch predictor on the same ``count`` images."""
+    from zoo.eval.accuracy import evaluate_arrays, make_predictor
+
+    arrays, val_map = write_synthetic_arrays(workdir / f"eval-{model}", count)
+    predictor = make_predictor(model, "torch", weights=weights, device="cpu")
+    batches = [np.stack([np.load(p) for p in sorted(arrays.glob("*.npy"))[i:i + batch_size]])
+               for i in range(0, count, batch_size)]
+    predictor(batches[0], "NCHW")  # warm-up: oneDNN primitives for this shape
+    bare_times: list[float] = []
+    eval_times: list[float] = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for batch in batches:
+            predictor(batch, "NCHW")
+        bare_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        _evaluate(evaluate_arrays, model, arrays, val_map, predictor, batch_size)
+        eval_times.append(time.perf_counter() - start)
+    bare = count / statistics.median(bare_times)
+    evaluated = count / statistics.median(eval_times)
+    return {
+        "model": model,
+        "images": count,
+        "batch_size": batch_size,
+        "bare_images_per_s": bare,
+        "verify_accuracy_images_per_s": evaluated,
+        "ratio": evaluated / bare,
+    }

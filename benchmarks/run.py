@@ -1,0 +1,591 @@
+#!/usr/bin/env python3
+"""Throughput of every way to run the zoo models, against the upstream, with parity checked on each run.
+
+    python benchmarks/run.py              # all models, a few minutes on 2 cores
+    python benchmarks/run.py --quick      # under a minute: fewer batches, repeats and modes
+    python benchmarks/run.py --models resnet50 --upstream resnet50=resnet50_v1.pb
+
+Per model (ResNet-50 and MobileNet-v1 at 224x224, batch 1 and 32; FlowNet2-SD
+at 384x512, batch 1 and 4) it times, interleaved and after warm-up, the
+upstream (TensorFlow running the frozen graph; for FlowNet2-SD PyTorch running
+NVIDIA's forward), the zoo PyTorch port (eager, channels_last, batch norm
+folded + channels_last, optionally torch.compile), the zoo Keras port (eager
+call and tf.function), the port exported to ONNX in ONNX Runtime, a naive
+per-call-padding baseline and a symmetric-padding control. Every row carries
+its max |diff| against the upstream output: a mode that breaks parity (1e-4 on
+logits, 1e-3 px on flow) is flagged and never counted as the fastest. It also
+measures the machine's fp32 matmul ceiling, each converter's time and peak
+memory, and verify_accuracy.py's throughput, then writes
+``benchmarks/results/latest.{md,json}`` (atomically) and prints the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+import conversion  # noqa: E402
+import eval_io  # noqa: E402
+import harness  # noqa: E402
+import variants  # noqa: E402
+from harness import Mode  # noqa: E402
+
+from zoo.export import example_input  # noqa: E402
+from zoo.fold import FusedConvAct, fast_inference_model  # noqa: E402
+from zoo.registry import get_model_entry  # noqa: E402
+
+MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
+# glibc returns freed blocks above 128 KiB to the OS (mmap threshold) and trims the heap
+# top; every forward then page-faults its activations in afresh, which costs more than a
+# small layer's compute on VMs (measured here: a depthwise conv after F.pad, 1.7 ms ->
+# 18 ms). Raising both thresholds keeps freed memory for reuse, as jemalloc/tcmalloc
+# (PyTorch's CPU performance guide) do; it applies to every runtime in the process alike.
+# Opt-in (--malloc-tuning): at model level it made no clear difference in noisy tests,
+# and by default the table shows what a user gets.
+MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(2**31), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
+MALLOC_MARK = "ZOO_BENCH_MALLOC_TUNED"
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+UNIT = {"mobilenet_v1": "img/s", "resnet50": "img/s", "flownet2_sd": "pairs/s"}
+SAMPLE = {"mobilenet_v1": "image", "resnet50": "image", "flownet2_sd": "pair"}
+# Published per-image cost, for the cross-check of the counted FLOPs (issue item 1).
+PUBLISHED_GFLOP = {"resnet50": 8.2, "mobilenet_v1": 1.14}
+GOALS = {
+    "torch_vs_upstream": 1.0,
+    "resnet50_ceiling_fraction": 0.75,
+    "keras_vs_upstream": 0.95,
+    "same_padding_cost": 1.02,
+    "verify_accuracy_ratio": 0.95,
+    "conversion_seconds": 20.0,
+    "conversion_memory_ratio": 3.0,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one run measures: batches, sizes, repeats and which modes."""
+
+    batches: dict[str, tuple[int, ...]]
+    size: dict[str, tuple[int, int]]
+    warmup: int
+    repeats: int
+    repeats_large: int
+    modes: frozenset[str]
+    ceiling_size: int
+    eval_images: int
+    # --quick: the naive and symmetric padding rows only at the largest batch.
+    padding_rows_largest_batch_only: bool = False
+    # Sleep between modes so the previous runtime's spinning threads go idle (harness.time_interleaved).
+    gap_s: float = 0.1
+
+
+ALL_MODES = frozenset({"upstream", "torch-eager", "torch-channels_last", "torch-folded-cl", "torch-fused-cl", "keras-call",
+                       "keras-function", "onnxruntime", "naive-pad", "symmetric-pad"})
+FULL = Settings(
+    batches={"mobilenet_v1": (1, 32), "resnet50": (1, 32), "flownet2_sd": (1, 4)},
+    size={"mobilenet_v1": (224, 224), "resnet50": (224, 224), "flownet2_sd": (384, 512)},
+    warmup=2, repeats=5, repeats_large=3, modes=ALL_MODES, ceiling_size=2048, eval_images=64,
+)
+QUICK = Settings(
+    batches={"mobilenet_v1": (1, 4), "resnet50": (1, 2), "flownet2_sd": (1,)},
+    # FlowNet2-SD at 256x384 (a multiple of 64, 0.5x the FLOPs) to stay under a minute.
+    size={**FULL.size, "flownet2_sd": (256, 384)},
+    warmup=1, repeats=2, repeats_large=2,
+    modes=frozenset({"upstream", "torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function", "naive-pad",
+                     "symmetric-pad"}),
+    ceiling_size=1024, eval_images=8, padding_rows_largest_batch_only=True, gap_s=0.05,
+)
+
+
+# --- the upstream references ------------------------------------------------------------
+
+def _tf(threads: int):
+    """TensorFlow with ``threads`` intra-op threads and one inter-op thread (set before first use)."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        # One inter-op pool thread: CNN inference is a chain of ops, and a second pool
+        # would oversubscribe the cores (Intel's TF CPU tuning guide: inter_op = sockets).
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # already initialised in this process: the settings from the first call hold
+    return tf
+
+
+def _classifier_upstream(model: str, workdir: Path, upstream_file: str | None) -> tuple[object, Path]:
+    """The upstream GraphDef and the file the converter reads (the stand-in unless ``upstream_file``)."""
+    from zoo.eval.accuracy import load_upstream_graph_def
+
+    if upstream_file is not None:
+        return load_upstream_graph_def(model, upstream_file), Path(upstream_file)
+    if model == "mobilenet_v1":
+        from zoo.upstream import mobilenet_v1 as upstream
+
+        graph_def = upstream.frozen_graph_def(upstream.model_variables(upstream.make_variables(seed=0)), 224)
+        # The release's frozen member: what MLPerf runs and what the converter reads from the .tgz.
+        source = workdir / "mobilenet_v1_1.0_224_frozen.pb"
+        source.write_bytes(graph_def.SerializeToString(deterministic=True))
+        return graph_def, source
+    from zoo.upstream import resnet50 as upstream
+
+    source = upstream.write_frozen_pb(workdir / upstream.PB_NAME, seed=0)
+    return load_upstream_graph_def(model, source), source
+
+
+def _tf_session_runner(model: str, graph_def, threads: int, images_nhwc: np.ndarray) -> Callable[[], np.ndarray]:
+    tf = _tf(threads)
+    module = __import__(f"zoo.upstream.{model}", fromlist=["INPUT_NODE"])
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="")
+    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    fetch, feed = f"{module.LOGITS_NODE}:0", {f"{module.INPUT_NODE}:0": images_nhwc}
+    return lambda: session.run(fetch, feed)
+
+
+# --- one model ----------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    """A model's weights, its upstream and the file its converter reads."""
+
+    model: str
+    weights: Path
+    source: Path
+    upstream: object  # GraphDef (classifiers) or NVIDIA state_dict (FlowNet2-SD)
+
+
+def prepare(model: str, workdir: Path, upstream_file: str | None) -> Prepared:
+    """Write the stand-in upstream (unless a real file is given) and convert it with zoo's converter."""
+    convert = get_model_entry(model).load("converter")
+    if model == "flownet2_sd":
+        from zoo.convert.flownet2_sd import read_nvidia_checkpoint
+        from zoo.upstream.flownet2_sd import write_checkpoint
+
+        source = Path(upstream_file) if upstream_file else write_checkpoint(workdir / "FlowNet2-SD_checkpoint.pth.tar", seed=0)
+        upstream = read_nvidia_checkpoint(source)
+    else:
+        upstream, source = _classifier_upstream(model, workdir, upstream_file)
+    weights = convert(source, workdir / f"{model}.safetensors")
+    return Prepared(model, Path(weights), source, upstream)
+
+
+def _torch_mode(name: str, description: str, net: torch.nn.Module, x: torch.Tensor, kind: str = "torch",
+                exact: bool = True) -> Mode:
+    def run() -> np.ndarray:
+        with torch.inference_mode():
+            return net(x).numpy()
+
+    return Mode(name, description, run, kind, exact)
+
+
+def build_modes(prep: Prepared, batch: int, settings: Settings, threads: int, workdir: Path,
+                nets: dict[str, object], compile_mode: bool) -> tuple[list[Mode], torch.Tensor]:
+    """Every mode of ``prep.model`` at ``batch``, each fed the same input in its own layout."""
+    model = prep.model
+    x = example_input(model, batch, settings.size[model], seed=batch)
+    modes: list[Mode] = []
+    wanted = settings.modes
+
+    def add(name: str, make: Callable[[], Mode]) -> None:
+        if name not in wanted:
+            return
+        start = time.perf_counter()
+        try:
+            mode = make()
+        except Exception as error:  # noqa: BLE001 - a missing runtime is a row, not a crash
+            mode = Mode(name, "", lambda: np.zeros(0), "error")
+            mode.error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:200]
+        mode.setup_s = time.perf_counter() - start
+        modes.append(mode)
+
+    if model == "flownet2_sd":
+        from zoo.upstream.flownet2_sd import nvidia_forward
+
+        def upstream_mode() -> Mode:
+            def run() -> np.ndarray:
+                with torch.inference_mode():
+                    return nvidia_forward(prep.upstream, x).numpy()
+            return Mode("upstream", "NVIDIA forward (PyTorch, torch.nn.functional)", run, "reference")
+
+        keras_input = np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 4, 1))  # (B, 2, H, W, 3)
+        keras_output = lambda y: np.asarray(y).transpose(0, 3, 1, 2)  # noqa: E731 - (B, H, W, 2) -> (B, 2, H, W)
+    else:
+        images_nhwc = np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1))
+
+        def upstream_mode() -> Mode:
+            runner = _tf_session_runner(model, prep.upstream, threads, images_nhwc)
+            return Mode("upstream", "TensorFlow session on the upstream frozen graph", runner, "reference")
+
+        keras_input = images_nhwc
+        keras_output = np.asarray
+
+    add("upstream", upstream_mode)
+    eager = nets["eager"]
+    add("torch-eager", lambda: _torch_mode("torch-eager", "zoo PyTorch, eager, inference_mode, NCHW", eager, x))
+    x_cl = x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    add("torch-channels_last", lambda: _torch_mode(
+        "torch-channels_last", "zoo PyTorch, channels_last", nets["channels_last"], x_cl))
+    add("torch-folded-cl", lambda: _torch_mode(
+        "torch-folded-cl", "zoo PyTorch, BN folded into convs (zoo.fold) + channels_last", nets["folded_cl"], x_cl))
+    if "fused_cl" in nets:
+        add("torch-fused-cl", lambda: _torch_mode(
+            "torch-fused-cl", "torch-folded-cl + conv and ReLU6 in one oneDNN call (zoo.fold.FusedConvAct)",
+            nets["fused_cl"], x_cl))
+    if compile_mode:
+        def compiled() -> Mode:
+            net = nets.setdefault("compiled", torch.compile(nets["folded_cl"], dynamic=False))
+            return _torch_mode("torch-compile", "zoo.fold + channels_last + torch.compile (inductor)", net, x_cl)
+        wanted = wanted | {"torch-compile"}
+        add("torch-compile", compiled)
+
+    def keras_modes(name: str) -> Mode:
+        tf = _tf(threads)
+        if "keras" not in nets:
+            nets["keras"] = get_model_entry(model).load("keras_builder")(weights=str(prep.weights))
+        net = nets["keras"]
+        tensor = tf.constant(keras_input)
+        if name == "keras-call":
+            return Mode(name, "zoo Keras, model(x, training=False)", lambda: keras_output(net(tensor, training=False)), "keras")
+        function = tf.function(lambda t: net(t, training=False), jit_compile=False)
+        return Mode(name, "zoo Keras, tf.function-compiled call", lambda: keras_output(function(tensor)), "keras")
+
+    add("keras-call", lambda: keras_modes("keras-call"))
+    add("keras-function", lambda: keras_modes("keras-function"))
+
+    def onnx_mode() -> Mode:
+        import onnxruntime as ort
+
+        from zoo.export import INPUT_NAMES, export_onnx
+
+        path = export_onnx(eager, x, workdir / f"{model}-b{batch}.onnx", input_name=INPUT_NAMES[model])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feed = {session.get_inputs()[0].name: x.numpy()}
+        return Mode("onnxruntime", f"zoo.export ONNX (opset 18) in ONNX Runtime {ort.__version__}",
+                    lambda: session.run(None, feed)[0], "onnxruntime")
+
+    padding_rows = not settings.padding_rows_largest_batch_only or batch == max(settings.batches[model])
+    if variants.has_tf_same_layers(eager) and padding_rows:
+        # Both on the torch-folded-cl form, so that only the padding differs from that row.
+        add("naive-pad", lambda: _torch_mode(
+            "naive-pad", "baseline: torch-folded-cl with F.pad computed in Python before every conv",
+            nets["naive"], x_cl, "baseline"))
+        add("symmetric-pad", lambda: _torch_mode(
+            "symmetric-pad", "control: torch-folded-cl with symmetric padding, same FLOPs (another function)",
+            nets["symmetric"], x_cl, "control", exact=False))
+    add("onnxruntime", onnx_mode)  # last: its thread pool spins longest after a call
+    return modes, x
+
+
+def torch_nets(prep: Prepared, settings: Settings) -> dict[str, object]:
+    """The PyTorch forms of the model, built once and shared by all batches."""
+    eager = get_model_entry(prep.model).load("torch_builder")(weights=str(prep.weights)).eval()
+    nets: dict[str, object] = {"eager": eager}
+    if "torch-channels_last" in settings.modes:
+        nets["channels_last"] = copy.deepcopy(eager).to(memory_format=torch.channels_last)
+    nets["folded_cl"] = fast_inference_model(eager, channels_last=True)
+    fused = fast_inference_model(eager, channels_last=True, fuse_activations=True)
+    if "torch-fused-cl" in settings.modes and any(isinstance(m, FusedConvAct) for m in fused.modules()):
+        nets["fused_cl"] = fused
+    if variants.has_tf_same_layers(eager):
+        nets["naive"] = variants.naive_padding_model(nets["folded_cl"])
+        nets["symmetric"] = variants.symmetric_padding_model(nets["folded_cl"])
+    return nets
+
+
+def bench_model(model: str, settings: Settings, threads: int, ceiling_gflops: float, workdir: Path,
+                upstream_file: str | None, compile_mode: bool, log: Callable[[str], None]) -> dict:
+    """All batches of one model: rows with throughput, GFLOP/s, ratios and parity."""
+    start = time.perf_counter()
+    prep = prepare(model, workdir, upstream_file)
+    nets = torch_nets(prep, settings)
+    gflop = harness.count_gflop(nets["eager"], example_input(model, 1, settings.size[model]))
+    log(f"{model}: stand-in and conversion {time.perf_counter() - start:.1f} s, {gflop:.2f} GFLOP per sample")
+    result = {"model": model, "size": list(settings.size[model]), "gflop_per_sample": gflop,
+              "upstream_file": str(upstream_file) if upstream_file else "stand-in (random weights)",
+              "unit": UNIT[model], "batches": []}
+    for batch in settings.batches[model]:
+        modes, _ = build_modes(prep, batch, settings, threads, workdir, nets, compile_mode)
+        repeats = settings.repeats if batch == 1 else settings.repeats_large
+        harness.time_interleaved(modes, settings.warmup if batch == 1 else 1, repeats, settings.gap_s)
+        reference = next((m.output for m in modes if m.kind == "reference" and m.error is None), None)
+        tolerance = None if reference is None else harness.parity_tolerance(model, reference)
+        rows = []
+        for mode in modes:
+            seconds = harness.median(mode.times)
+            row = {"mode": mode.name, "kind": mode.kind, "description": mode.description, "error": mode.error,
+                   "setup_s": round(mode.setup_s, 2), "times_s": mode.times, "median_s": seconds,
+                   "throughput": None if seconds is None else batch / seconds,
+                   "gflops": None if seconds is None else gflop * batch / seconds, "max_abs_diff": None,
+                   "tolerance": tolerance, "exact": None}
+            row["ceiling_fraction"] = None if seconds is None else row["gflops"] / ceiling_gflops
+            if mode.output is not None and reference is not None and mode.error is None:
+                try:
+                    row["max_abs_diff"] = harness.max_abs_diff(mode.output, reference)
+                    row["exact"] = row["max_abs_diff"] <= tolerance
+                except ValueError as error:
+                    row["error"], row["exact"] = str(error), False
+            rows.append(row)
+        upstream = next((r for r in rows if r["kind"] == "reference"), None)
+        for row in rows:
+            both = upstream and upstream["throughput"] and row["throughput"]
+            row["vs_upstream"] = row["throughput"] / upstream["throughput"] if both else None
+        fastest = max((r for r in rows if r["kind"] == "torch" and r["exact"] and r["throughput"]),
+                      key=lambda r: r["throughput"], default=None)
+        result["batches"].append({"batch": batch, "rows": rows, "fastest_torch": fastest and fastest["mode"]})
+        log(f"{model} batch {batch}: " + ", ".join(
+            f"{r['mode']} {r['throughput']:.1f}" if r["throughput"] else f"{r['mode']} error" for r in rows))
+    # Free this model's forms before the next model.
+    nets.clear()
+    result["weights_bytes"] = prep.weights.stat().st_size
+    result["source"] = str(prep.source)
+    return result
+
+
+# --- targets ------------------------------------------------------------------------------
+
+def _row(batch_result: dict, mode: str) -> dict | None:
+    return next((r for r in batch_result["rows"] if r["mode"] == mode), None)
+
+
+def evaluate_targets(models: list[dict], conversions: list[dict], evaluation: list[dict]) -> list[dict]:
+    """The issue's targets, each with the measured value, the goal and whether it is met."""
+    targets = []
+
+    def add(name: str, value: float | None, goal: float, higher_is_better: bool, note: str = "") -> None:
+        met = None if value is None else (value >= goal if higher_is_better else value <= goal)
+        targets.append({"target": name, "value": value, "goal": goal, "op": ">=" if higher_is_better else "<=",
+                        "met": met, "note": note})
+
+    for result in models:
+        largest = result["batches"][-1]
+        batch, model = largest["batch"], result["model"]
+        upstream = next((r for r in largest["rows"] if r["kind"] == "reference"), None)
+        fastest = _row(largest, largest["fastest_torch"]) if largest["fastest_torch"] else None
+        add(f"{model} b{batch}: fastest exact PyTorch / upstream",
+            fastest and fastest["vs_upstream"], GOALS["torch_vs_upstream"], True, fastest["mode"] if fastest else "no exact mode")
+        keras = [r for r in largest["rows"] if r["kind"] == "keras" and r["exact"] and r["vs_upstream"]]
+        best_keras = max(keras, key=lambda r: r["vs_upstream"], default=None)
+        add(f"{model} b{batch}: zoo Keras / upstream", best_keras and best_keras["vs_upstream"],
+            GOALS["keras_vs_upstream"], True, best_keras["mode"] if best_keras else "no exact Keras mode")
+        if model == "resnet50" and fastest:
+            add(f"resnet50 b{batch}: fastest exact mode / matmul ceiling", fastest["ceiling_fraction"],
+                GOALS["resnet50_ceiling_fraction"], True, fastest["mode"])
+        same, symmetric = _row(largest, "torch-folded-cl"), _row(largest, "symmetric-pad")
+        if same and symmetric and same["median_s"] and symmetric["median_s"]:
+            add(f"{model} b{batch}: TF-SAME time / symmetric padding", same["median_s"] / symmetric["median_s"],
+                GOALS["same_padding_cost"], False, "torch-folded-cl vs its symmetric-padding twin, same FLOPs")
+        naive = _row(largest, "naive-pad")
+        if same and naive and same["median_s"] and naive["median_s"]:
+            targets.append({"target": f"{model} b{batch}: naive per-call padding time / zoo static padding",
+                            "value": naive["median_s"] / same["median_s"], "goal": None, "op": "",
+                            "met": None, "note": "what static padding saves (information, no goal)"})
+    for item in evaluation:
+        add(f"{item['model']}: verify_accuracy / bare model throughput", item.get("ratio"),
+            GOALS["verify_accuracy_ratio"], True, item.get("error", f"{item.get('images')} images, batch {item.get('batch_size')}"))
+    for item in conversions:
+        add(f"{item['model']}: conversion seconds", item.get("seconds"), GOALS["conversion_seconds"], False,
+            item.get("error", ""))
+        peak = item.get("peak_rss_above_baseline_bytes")
+        ratio = None if peak is None or not item.get("source_bytes") else peak / item["source_bytes"]
+        add(f"{item['model']}: conversion peak memory / source size", ratio, GOALS["conversion_memory_ratio"], False,
+            item.get("error", "peak RSS above the pre-conversion baseline"))
+    return targets
+
+
+# --- report -------------------------------------------------------------------------------
+
+def _fmt(value: float | None, spec: str, empty: str = "-") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def markdown(report: dict) -> str:
+    """The report as the Markdown the README embeds."""
+    m = report["machine"]
+    ceiling = report["ceiling"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']} ({m['logical_cores']} logical cores, {m['memory_gib']} GiB, "
+        f"{', '.join(m['cpu_flags']) or 'no AVX2'}), {m['threads']} threads, "
+        f"torch {m['versions']['torch']}, TensorFlow {m['versions']['tensorflow']}, "
+        f"ONNX Runtime {m['versions']['onnxruntime'] or 'not installed'}; "
+        f"{'--quick' if report['quick'] else 'full run'}, medians of {report['repeats']} timed runs after warm-up, "
+        f"modes interleaved. Load average at start: {_fmt(m['load_average_1min_at_start'], '.2f')}. "
+        f"glibc malloc: {'thresholds raised (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)' if any(report['malloc_tuning'].values()) else 'defaults'}.",
+        "",
+        f"Machine ceiling: fp32 matmul {ceiling['size']}x{ceiling['size']} (torch.mm): "
+        f"**{ceiling['gflops']:.1f} GFLOP/s** with {ceiling['threads']} threads.",
+        "",
+    ]
+    for result in report["models"]:
+        lines += [
+            f"### {result['model']} ({result['size'][0]}x{result['size'][1]}, "
+            f"{result['gflop_per_sample']:.2f} GFLOP per {SAMPLE[result['model']]}, "
+            f"upstream: {result['upstream_file']})",
+            "",
+            f"| batch | mode | ms / batch | {result['unit']} | GFLOP/s | of ceiling | x upstream | max abs diff | parity |",
+            "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for batch_result in result["batches"]:
+            for row in batch_result["rows"]:
+                if row["error"] and row["throughput"] is None:
+                    parity = f"error: {row['error'][:80]}"
+                elif row["kind"] == "reference":
+                    parity = "reference"
+                elif row["kind"] == "control":
+                    parity = "control (not exact by design)"
+                elif row["exact"] is None:
+                    parity = "unchecked"
+                else:
+                    parity = "exact" if row["exact"] else "**PARITY FAIL, not counted**"
+                name = row["mode"] + (" **(fastest)**" if row["mode"] == batch_result["fastest_torch"] else "")
+                lines.append(
+                    f"| {batch_result['batch']} | {name} | {_fmt(row['median_s'] and row['median_s'] * 1e3, '.1f')} | "
+                    f"{_fmt(row['throughput'], '.1f')} | {_fmt(row['gflops'], '.1f')} | "
+                    f"{_fmt(row['ceiling_fraction'] and 100 * row['ceiling_fraction'], '.0f')}{'%' if row['ceiling_fraction'] else ''} | "
+                    f"{_fmt(row['vs_upstream'], '.2f')} | {_fmt(row['max_abs_diff'], '.1e')} | {parity} |"
+                )
+        lines.append("")
+    if report["conversion"]:
+        lines += ["### Conversion (stand-in upstream files, fresh process each)", "",
+                  "| model | source MB | seconds | peak RSS above baseline MB | x source | tracemalloc peak MB |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for item in report["conversion"]:
+            if "error" in item:
+                lines.append(f"| {item['model']} | - | - | - | - | error: {item['error']} |")
+                continue
+            peak = item["peak_rss_above_baseline_bytes"]
+            lines.append(
+                f"| {item['model']} | {item['source_bytes'] / 1e6:.1f} | {item['seconds']:.2f} | "
+                f"{_fmt(peak and peak / 1e6, '.1f')} | {_fmt(peak and peak / item['source_bytes'], '.2f')} | "
+                f"{item['tracemalloc_peak_bytes'] / 1e6:.1f} |")
+        lines.append("")
+    if report["verify_accuracy"]:
+        lines += ["### verify_accuracy.py (evaluate_arrays with prefetch) vs the bare model", "",
+                  "| model | images | batch | bare img/s | verify_accuracy img/s | ratio |", "|---|---:|---:|---:|---:|---:|"]
+        for item in report["verify_accuracy"]:
+            if "error" in item:
+                lines.append(f"| {item['model']} | - | - | - | - | {item['error']} |")
+            else:
+                lines.append(f"| {item['model']} | {item['images']} | {item['batch_size']} | "
+                             f"{item['bare_images_per_s']:.1f} | {item['verify_accuracy_images_per_s']:.1f} | "
+                             f"{item['ratio']:.3f} |")
+        lines.append("")
+    lines += ["### Targets", "", "| target | measured | goal | met | note |", "|---|---:|---:|---|---|"]
+    for t in report["targets"]:
+        met = "-" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        goal = "-" if t["goal"] is None else f"{t['op']} {t['goal']:g}"
+        lines.append(f"| {t['target']} | {_fmt(t['value'], '.3g')} | {goal} | {met} | {t['note']} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; write ``latest.md`` and ``latest.json``; print the Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="under a minute: batch 1 and a small batch, fewer modes")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {','.join(MODELS)}")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for every runtime")
+    parser.add_argument("--repeats", type=int, help="timed runs per mode (default: 5 full, 2 quick)")
+    parser.add_argument("--upstream", action="append", default=[], metavar="MODEL=PATH",
+                        help="a real upstream file (MobileNet .tgz/.pb, resnet50_v1.pb, FlowNet2-SD checkpoint)")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile mode (about a minute of compiling per model)")
+    parser.add_argument("--no-conversion", action="store_true", help="skip the converter measurements")
+    parser.add_argument("--no-eval", action="store_true", help="skip the verify_accuracy.py measurement")
+    parser.add_argument("--malloc-tuning", action="store_true",
+                        help="re-run with glibc's malloc thresholds raised (freed activations reused, not page-faulted anew)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where latest.md and latest.json go")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = set(models) - set(MODELS)
+    if unknown or not models:
+        parser.error(f"--models takes a subset of {','.join(MODELS)}")
+    try:
+        upstream_files = dict(item.split("=", 1) for item in args.upstream)
+    except ValueError:
+        parser.error("--upstream takes MODEL=PATH")
+    if args.malloc_tuning and os.environ.get(MALLOC_MARK) != "1" and sys.platform.startswith("linux"):
+        # Re-run this process with glibc told to keep freed memory (see MALLOC_TUNING).
+        env = dict(os.environ, **MALLOC_TUNING, **{MALLOC_MARK: "1"})
+        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *(sys.argv[1:] if argv is None else argv)], env)
+    settings = QUICK if args.quick else FULL
+    if args.repeats:
+        settings = Settings(**{**settings.__dict__, "repeats": args.repeats, "repeats_large": args.repeats})
+    began = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - began:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    torch.set_num_threads(args.threads)
+    try:
+        _tf(args.threads)
+    except ImportError:
+        log("TensorFlow is not installed: no upstream graph or Keras rows for the classifiers")
+    machine = harness.machine_description(args.threads)
+    ceiling = harness.matmul_ceiling(args.threads, settings.ceiling_size)
+    log(f"matmul ceiling {ceiling['gflops']:.1f} GFLOP/s")
+    results, conversions, evaluation = [], [], []
+    with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
+        workdir = Path(tmp)
+        for model in models:
+            result = bench_model(model, settings, args.threads, ceiling["gflops"], workdir,
+                                 upstream_files.get(model), args.compile, log)
+            results.append(result)
+            if not args.no_conversion:
+                item = conversion.measure(model, result["source"], workdir / f"{model}-timed.safetensors")
+                conversions.append(item)
+                log(f"{model}: conversion {item}")
+            if not args.no_eval and model != "flownet2_sd":
+                if not eval_io.available():
+                    # Hook: fills in once zoo.eval.accuracy.evaluate_arrays (verify_accuracy.py) exists.
+                    evaluation.append({"model": model, "error": "zoo.eval.accuracy.evaluate_arrays not available"})
+                else:
+                    batch = max(settings.batches[model])
+                    try:
+                        evaluation.append(eval_io.measure(model, str(workdir / f"{model}.safetensors"), workdir,
+                                                          settings.eval_images, batch))
+                    except Exception as error:  # noqa: BLE001 - zoo.eval is being written: report, go on
+                        evaluation.append({"model": model, "error": f"{type(error).__name__}: {error}"[:200]})
+                    log(f"{model}: verify_accuracy {evaluation[-1]}")
+    report = {
+        "format": "zoo-benchmark/1",
+        "quick": args.quick,
+        "malloc_tuning": {k: os.environ.get(k) for k in MALLOC_TUNING},
+        "repeats": settings.repeats,
+        "machine": machine,
+        "ceiling": ceiling,
+        "models": results,
+        "conversion": conversions,
+        "verify_accuracy": evaluation,
+        "wall_s": None,
+    }
+    report["targets"] = evaluate_targets(results, conversions, evaluation)
+    report["wall_s"] = round(time.perf_counter() - began, 1)
+    text = markdown(report)
+    harness.write_json(args.out_dir / "latest.json", report)
+    harness.write_atomic(args.out_dir / "latest.md", text)
+    print(text)
+    log(f"wrote {args.out_dir / 'latest.md'} and latest.json in {report['wall_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

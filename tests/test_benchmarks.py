@@ -1,0 +1,116 @@
+"""benchmarks/run.py --quick runs and emits a well-formed table and JSON; zoo.fold keeps parity.
+
+No timing is asserted: the numbers depend on the machine and its load. The
+benchmark itself checks parity of every mode against the upstream on each
+run; here only its report's shape and verdicts are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo.fold import count_batch_norms, fast_inference_model, fold_batch_norms
+from zoo.models.mobilenet_v1 import MobileNetV1TfCompat
+from zoo.models.resnet50 import ResNet50TfCompat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.rand(n, generator=generator) * 2 - 1)
+            module.running_var.copy_(torch.rand(n, generator=generator) * 2 + 0.05)
+            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.rand(n, generator=generator) - 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("build", [MobileNetV1TfCompat, ResNet50TfCompat], ids=["mobilenet_v1", "resnet50"])
+def test_fold_batch_norms_keeps_parity_and_leaves_the_model_alone(build):
+    torch.manual_seed(0)
+    model = _randomize_batch_norms(build())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fast = fast_inference_model(model)
+    assert count_batch_norms(fast) == 0
+    assert count_batch_norms(model) > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the source model changed"
+    # 96 is even, 97 odd: both of Conv2dSame's padding paths must survive the fold.
+    for size in (96, 97):
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.inference_mode():
+            expected = model(x)
+            got = fast(x.contiguous(memory_format=torch.channels_last))
+            plain = fold_batch_norms(model)(x)
+            fused = fast_inference_model(model, fuse_activations=True)(x.contiguous(memory_format=torch.channels_last))
+        scale = max(1.0, expected.abs().max().item() / 10)
+        assert (got - expected).abs().max().item() <= 1e-4 * scale
+        assert (plain - expected).abs().max().item() <= 1e-4 * scale
+        assert (fused - expected).abs().max().item() <= 1e-4 * scale
+
+
+def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--models", "mobilenet_v1",
+         "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    markdown = (tmp_path / "latest.md").read_text()
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert markdown in result.stdout
+    assert not list(tmp_path.glob(".*")), "a temporary file was left behind"
+
+    # JSON: machine, ceiling, one model with two batches, every mode timed and parity-checked.
+    assert report["format"] == "zoo-benchmark/1" and report["quick"] is True
+    assert report["machine"]["threads"] >= 1 and report["machine"]["date"]
+    assert report["ceiling"]["gflops"] > 0
+    (model,) = report["models"]
+    assert model["model"] == "mobilenet_v1"
+    assert abs(model["gflop_per_sample"] - 1.14) < 0.02  # 0.57 GMAC
+    assert [b["batch"] for b in model["batches"]] == [1, 4]
+    for batch in model["batches"]:
+        modes = {row["mode"]: row for row in batch["rows"]}
+        exact_modes = {"torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function"}
+        if batch is model["batches"][-1]:  # --quick runs the padding rows at the largest batch only
+            exact_modes.add("naive-pad")
+            assert modes["symmetric-pad"]["exact"] is False  # the control computes another function
+        assert exact_modes | {"upstream"} <= set(modes)
+        for row in batch["rows"]:
+            assert row["error"] is None, row
+            assert row["throughput"] > 0 and len(row["times_s"]) >= 2
+        for name in exact_modes:
+            assert modes[name]["exact"] is True, modes[name]
+        assert batch["fastest_torch"] in ("torch-eager", "torch-folded-cl", "torch-fused-cl")
+    assert {t["target"].split(":")[0] for t in report["targets"]} >= {"mobilenet_v1 b4", "mobilenet_v1"}
+    for target in report["targets"]:
+        assert target["goal"] is None or (target["op"] in (">=", "<=") and isinstance(target["goal"], (int, float)))
+    (conversion,) = report["conversion"]
+    assert conversion["seconds"] > 0 and conversion["source_bytes"] > 0
+
+    # Markdown: every table row has as many cells as its header.
+    tables, current = [], None
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            if current is None:
+                current = []
+                tables.append(current)
+            current.append(line)
+        else:
+            current = None
+    assert len(tables) >= 3
+    for table in tables:
+        width = table[0].count("|")
+        assert set(table[1].replace("|", "").replace("-", "").replace(":", "")) <= {""}, table[1]
+        assert all(row.count("|") == width for row in table), table
+    assert "GFLOP/s" in markdown and "threads" in markdown and "Machine ceiling" in markdown

@@ -1,0 +1,176 @@
+"""Inference-only speed-ups that keep parity: batch norm folded into convolutions, channels_last.
+
+Nothing here changes a model in place or alters the default builders; each
+function returns a new module. Folding is exact algebra done in float64 and
+rounded once to float32: eval-mode batch norm is the affine map
+``y = (z - mean) * gamma / sqrt(var + eps) + beta``, so for ``z = conv(x, W)``
+it equals ``conv(x, W * s) + (beta - mean * s)`` with ``s = gamma / sqrt(var + eps)``.
+The result differs from the unfolded model by float32 rounding only (measured
+by ``benchmarks/run.py`` against the upstream graph on every run).
+
+    import zoo
+    from zoo.fold import fast_inference_model
+    model = fast_inference_model(zoo.resnet50_tf_compat(weights="resnet50.safetensors"))
+    logits = model(x.contiguous(memory_format=torch.channels_last))
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import Conv2dSame, ConvBnAct
+from .layers.padding import tf_same_pad
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A copy of ``conv`` (same class, same padding behaviour) that also applies eval-mode ``bn``."""
+    if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+        raise TypeError(f"expected Conv2d and BatchNorm2d, got {type(conv).__name__} and {type(bn).__name__}")
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("batch norm without running statistics cannot be folded")
+    if conv.out_channels != bn.num_features:
+        raise ValueError(f"conv has {conv.out_channels} outputs, batch norm {bn.num_features} features")
+    folded = copy.deepcopy(conv)
+    weight = conv.weight.detach().double()
+    mean, var = bn.running_mean.double(), bn.running_var.double()
+    gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(mean)
+    beta = bn.bias.detach().double() if bn.bias is not None else torch.zeros_like(mean)
+    bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(mean)
+    scale = gamma / torch.sqrt(var + bn.eps)
+    folded.weight = nn.Parameter((weight * scale.reshape(-1, 1, 1, 1)).to(conv.weight.dtype), requires_grad=False)
+    folded.bias = nn.Parameter(((bias - mean) * scale + beta).to(conv.weight.dtype), requires_grad=False)
+    return folded
+
+
+def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """(conv child name, bn child name) pairs that ``module.forward`` applies back to back.
+
+    The ports name them so: ``conv``/``bn`` (``ConvBnAct``), ``convN``/``bnN``
+    (ResNet's stem and bottlenecks), and consecutive entries of an
+    ``nn.Sequential`` (ResNet's ``downsample``).
+    """
+    children = dict(module.named_children())
+    pairs = []
+    if isinstance(module, nn.Sequential):
+        names = list(children)
+        pairs += [(a, b) for a, b in zip(names, names[1:])
+                  if isinstance(children[a], nn.Conv2d) and isinstance(children[b], nn.BatchNorm2d)]
+    for name, child in children.items():
+        if isinstance(child, nn.Conv2d) and name.startswith("conv"):
+            bn_name = "bn" + name[len("conv"):]
+            if isinstance(children.get(bn_name), nn.BatchNorm2d):
+                pairs.append((name, bn_name))
+    return pairs
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` in eval mode with every conv -> batch norm pair folded into the conv.
+
+    The batch norm becomes ``nn.Identity``, so each module's ``forward`` is
+    unchanged. Only for inference: the folded model has no batch statistics.
+    """
+    folded = copy.deepcopy(model).eval()
+    for module in list(folded.modules()):
+        for conv_name, bn_name in _conv_bn_pairs(module):
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            setattr(module, conv_name, fold_conv_bn(conv, bn))
+            setattr(module, bn_name, nn.Identity())
+    for parameter in folded.parameters():
+        parameter.requires_grad_(False)
+    return folded
+
+
+def fast_inference_model(model: nn.Module, channels_last: bool = True, fuse_activations: bool = False) -> nn.Module:
+    """``fold_batch_norms(model)``, in channels_last memory format by default.
+
+    ``fuse_activations``: also run each folded ``ConvBnAct`` with a ReLU/ReLU6
+    as one oneDNN convolution with the activation applied in its epilogue
+    (:class:`FusedConvAct`). Feed the model ``x.contiguous(memory_format=torch.channels_last)``
+    (4-D inputs) for the full benefit; any NCHW tensor still works.
+    """
+    folded = fold_batch_norms(model)
+    if fuse_activations:
+        folded = fuse_conv_activations(folded)
+    return folded.to(memory_format=torch.channels_last) if channels_last else folded
+
+
+def _activation_bounds(act: nn.Module) -> tuple[float, float] | None:
+    """(min, max) of a clamp-style activation, or None for one that is not."""
+    if isinstance(act, nn.ReLU6):
+        return 0.0, 6.0
+    if isinstance(act, nn.ReLU):
+        return 0.0, float("inf")
+    if isinstance(act, nn.Hardtanh):
+        return float(act.min_val), float(act.max_val)
+    return None
+
+
+def _mkldnn_pointwise_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+class FusedConvAct(nn.Module):
+    """A folded ``ConvBnAct``: one convolution with its clamp activation fused (TF ``SAME`` kept).
+
+    On CPU with oneDNN it calls ``torch.ops.mkldnn._convolution_pointwise`` with
+    a ``hardtanh`` post-op (the kernel torch.compile's inductor uses for the
+    same pattern): the clamp is applied to each output while it is still in
+    cache, saving one pass over the activation. Elsewhere it runs
+    ``F.conv2d`` then ``clamp``. Both compute ``clamp(conv(x))`` in fp32, so the
+    result is bit-identical to the unfused module for the same conv algorithm.
+    """
+
+    def __init__(self, conv: Conv2dSame, bounds: tuple[float, float]) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bounds = bounds
+
+    def _padding(self, x: torch.Tensor) -> tuple[tuple[int, int, int, int] | None, tuple[int, int]]:
+        """(explicit F.pad or None, symmetric conv padding), as ``Conv2dSame.forward`` decides."""
+        conv = self.conv
+        if conv.static_same_pad:
+            return conv._fixed_pad, (int(conv.padding[0]), int(conv.padding[1]))
+        (top, bottom), (left, right) = (
+            tf_same_pad(n, k, s, d) for n, k, s, d in zip(x.shape[-2:], conv.kernel_size, conv.stride, conv.dilation))
+        if top == bottom and left == right:
+            return None, (top, left)
+        return (left, right, top, bottom), (0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad, padding = self._padding(x)
+        if pad is not None:
+            x = F.pad(x, pad)
+        conv = self.conv
+        low, high = self.bounds
+        if x.device.type == "cpu" and x.dtype == torch.float32 and _mkldnn_pointwise_available():
+            if high == float("inf"):
+                return torch.ops.mkldnn._convolution_pointwise(
+                    x, conv.weight, conv.bias, list(padding), list(conv.stride), list(conv.dilation), conv.groups,
+                    "relu", [], "")
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, conv.weight, conv.bias, list(padding), list(conv.stride), list(conv.dilation), conv.groups,
+                "hardtanh", [low, high], "")
+        y = F.conv2d(x, conv.weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
+        return y.clamp(low, high)
+
+
+def fuse_conv_activations(model: nn.Module) -> nn.Module:
+    """A copy of a batch-norm-folded ``model`` with each ``ConvBnAct`` (ReLU/ReLU6) as a :class:`FusedConvAct`."""
+    fused = copy.deepcopy(model)
+    for parent in list(fused.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, ConvBnAct) or not isinstance(child.bn, nn.Identity):
+                continue
+            bounds = _activation_bounds(child.act)
+            if bounds is not None and isinstance(child.conv, Conv2dSame):
+                setattr(parent, name, FusedConvAct(child.conv, bounds))
+    return fused
+
+
+def count_batch_norms(model: nn.Module) -> int:
+    """Number of ``nn.BatchNorm2d`` modules left in ``model``."""
+    return sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
