@@ -12,11 +12,14 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_output
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 CONVERTER_VERSION = "1"
 
@@ -30,27 +33,36 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def serialize_safetensors(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
-    """The safetensors encoding of float32 ``tensors``, byte-for-byte deterministic.
+def expected_shapes(model_class: Callable[[], "torch.nn.Module"]) -> dict[str, tuple[int, ...]]:
+    """The canonical tensor names and shapes of a model, built on the meta device (no weights allocated)."""
+    import torch
+
+    with torch.device("meta"):
+        model = model_class()
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+
+
+def write_canonical(tensors: Mapping[str, np.ndarray], out: str | os.PathLike, metadata: Mapping[str, str]) -> Path:
+    """Write ``tensors`` (as float32) and string ``metadata`` to ``out``, atomically and deterministically.
 
     Format (huggingface/safetensors): an 8-byte little-endian header length, a
     JSON header ``{name: {dtype, shape, data_offsets}, "__metadata__": {...}}``
     padded with spaces to a multiple of 8, then the tensors' bytes back to back.
     The safetensors library keeps metadata in a hash map whose order varies
-    between calls, so the header is written here with sorted keys.
+    between calls, so the header is written here with sorted keys. Tensors are
+    streamed to the file one by one, so no second copy of the model is held.
     """
+    names = sorted(tensors)
     header: dict[str, object] = {"__metadata__": {key: str(metadata[key]) for key in sorted(metadata)}}
-    chunks, offset = [], 0
-    for name in sorted(tensors):
-        data = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(np.shape(tensors[name])), "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
+    offset = 0
+    for name in names:
+        size = int(np.prod(np.shape(tensors[name]), dtype=np.int64)) * 4
+        header[name] = {"dtype": "F32", "shape": list(np.shape(tensors[name])), "data_offsets": [offset, offset + size]}
+        offset += size
     encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     encoded += b" " * (-len(encoded) % 8)
-    return struct.pack("<Q", len(encoded)) + encoded + b"".join(chunks)
-
-
-def write_canonical(tensors: Mapping[str, np.ndarray], out: str | os.PathLike, metadata: Mapping[str, str]) -> Path:
-    """Write ``tensors`` (as float32) and string ``metadata`` to ``out`` atomically and deterministically."""
-    return atomic_write_bytes(out, serialize_safetensors(tensors, metadata))
+    with atomic_output(out) as f:
+        f.write(struct.pack("<Q", len(encoded)) + encoded)
+        for name in names:
+            f.write(memoryview(np.ascontiguousarray(tensors[name], dtype="<f4")).cast("B"))
+    return Path(out)

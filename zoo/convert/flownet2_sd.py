@@ -101,7 +101,9 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, use_moving_averag
         raise FormatError("FlowNet2-SD checkpoints hold no moving averages")
     caffe = str(source).endswith(".h5")
     state = read_caffe_h5(source) if caffe else read_nvidia_checkpoint(source)
-    check_state_dict(FlowNet2SD().state_dict(), state, source)
+    with torch.device("meta"):
+        expected = FlowNet2SD().state_dict()
+    check_state_dict(expected, state, source)
     for name, tensor in state.items():
         if tensor.dtype != torch.float32:
             raise FormatError(f"{source}: tensor {name} is {tensor.dtype}, expected float32")

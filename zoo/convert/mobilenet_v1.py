@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..layouts import BATCHNORM_TORCH_TO_TF, Layout
 from ..models.mobilenet_v1 import SEPARABLE_BLOCKS, MobileNetV1TfCompat
+from .canonical import expected_shapes
 from .tf_common import NameMap, convert_tf_release
 
 RELEASE_PREFIX = "mobilenet_v1_1.0_224"
@@ -58,8 +59,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, use_moving_averag
     MLPerf ran); from a checkpoint the raw variables, or with
     ``use_moving_averages`` their ExponentialMovingAverage copies.
     """
-    model = MobileNetV1TfCompat()
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    shapes = expected_shapes(MobileNetV1TfCompat)
     return convert_tf_release(
         "mobilenet_v1",
         source,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..layouts import BATCHNORM_TORCH_TO_TF, Layout
 from ..models.resnet50 import BLOCKS, ResNet50TfCompat
+from .canonical import expected_shapes
 from .tf_common import NameMap, convert_tf_release
 
 _WEIGHT_LEAVES = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
@@ -60,6 +61,5 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, use_moving_averag
         from ..errors import FormatError
 
         raise FormatError("resnet50_v1.pb is a frozen graph: it holds no moving averages")
-    model = ResNet50TfCompat()
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    shapes = expected_shapes(ResNet50TfCompat)
     return convert_tf_release("resnet50", source, out, name_map(), shapes, _is_ignored)

@@ -124,6 +124,7 @@ def convert_tf_release(
         used = {n + EMA_SUFFIX for n in raw_names} if use_moving_averages else raw_names
         # With moving averages the raw variables they replace are ignored on purpose.
         check_all_used(upstream, used, lambda n: is_ignored(n, kind) or n in raw_names, source)
+        del upstream  # only the canonical copy is needed from here on
     variables = kind
     if kind == "checkpoint":
         variables = "checkpoint exponential moving averages" if use_moving_averages else "checkpoint raw variables"
