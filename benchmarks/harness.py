@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from zoo.fileio import atomic_write_bytes
 
 # fp32 parity: logits within 1e-4 (relative to their scale beyond 10, as tests/parity.py
 # and zoo.demo judge them); FlowNet2-SD flow within 1e-3 px.
@@ -182,15 +183,7 @@ def machine_description(threads: int) -> dict:
 
 def write_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        try:
-            tmp.write(text)
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
-    return path
+    return atomic_write_bytes(path, text.encode())
 
 
 def write_json(path: Path, payload: dict) -> Path:

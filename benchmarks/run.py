@@ -379,7 +379,6 @@ def evaluate_targets(models: list[dict], conversions: list[dict], evaluation: li
     for result in models:
         largest = result["batches"][-1]
         batch, model = largest["batch"], result["model"]
-        upstream = next((r for r in largest["rows"] if r["kind"] == "reference"), None)
         fastest = _row(largest, largest["fastest_torch"]) if largest["fastest_torch"] else None
         add(f"{model} b{batch}: fastest exact PyTorch / upstream",
             fastest and fastest["vs_upstream"], GOALS["torch_vs_upstream"], True, fastest["mode"] if fastest else "no exact mode")

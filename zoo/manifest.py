@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .errors import ManifestError
+from .fileio import atomic_write_bytes
 
 ENV_MANIFEST = "ZOO_MANIFEST"
 PACKAGE_MANIFEST = Path(__file__).with_name("manifest.json")
@@ -135,17 +135,7 @@ def write_manifest(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Validate ``data`` and write it to ``path`` as indented JSON, atomically (temporary name, rename)."""
     path = Path(path)
     parse_manifest(data, path)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
 def save_manifest(data: Mapping[str, Any], path: str | os.PathLike) -> list[Path]:

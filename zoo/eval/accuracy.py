@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,6 +25,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..errors import FormatError
+from ..fileio import atomic_write_bytes
 from ..registry import get_model_entry
 from .imagenet import ArrayDataset, PrefetchLoader, Progress
 
@@ -355,16 +355,4 @@ def format_summary(report: dict) -> str:
 
 def write_report(path: str | os.PathLike, report: dict) -> Path:
     """Write ``report`` as JSON (to a temporary name, then renamed). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as file:
-            json.dump(report, file, indent=1)
-            file.write("\n")
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())

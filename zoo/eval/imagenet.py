@@ -23,17 +23,17 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from ..errors import FormatError, ZooError
+from ..fileio import atomic_output, atomic_write_bytes
 from ..registry import get_model_entry
 
 __all__ = [
@@ -74,20 +74,6 @@ def _check_model(model: str) -> None:
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
-
-
-def _write_atomic(path: Path, write: Callable[[object], None]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 # --- val_map ---------------------------------------------------------------------------
@@ -136,7 +122,7 @@ def write_val_map(path: str | os.PathLike, entries: Sequence[ValEntry]) -> Path:
     """Write ``entries`` as a ``val_map.txt`` (atomically). Returns the path."""
     path = Path(path)
     payload = "".join(f"{e.image} {e.label}\n" for e in entries).encode()
-    _write_atomic(path, lambda f: f.write(payload))
+    atomic_write_bytes(path, payload)
     return path
 
 
@@ -172,7 +158,8 @@ def preprocess_image(path: str | os.PathLike, model: str, layout: str = "NHWC") 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
     # np.save on an open file writes exactly what imagenet.py's np.save(dst, processed) writes.
-    _write_atomic(path, lambda f: np.save(f, array))
+    with atomic_output(path) as f:
+        np.save(f, array)
 
 
 def _npy_path(directory: Path, image: str) -> Path:
@@ -325,7 +312,7 @@ def preprocess_images(
         "failed": [{"image": name, "reason": reason} for name, reason in result.failed],
     }
     payload = (json.dumps(index, indent=1) + "\n").encode()
-    _write_atomic(target / INDEX_NAME, lambda f: f.write(payload))
+    atomic_write_bytes(target / INDEX_NAME, payload)
     return result
 
 
