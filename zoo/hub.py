@@ -43,6 +43,7 @@ from .manifest import Manifest, RemoteFile, WeightsEntry, converted_file_name, l
 ENV_HOME = "ZOO_HOME"
 ENV_OFFLINE = "ZOO_OFFLINE"
 ENV_WEIGHTS_URL = "ZOO_WEIGHTS_URL"
+ENV_QUIET = "ZOO_QUIET"
 
 # (connect, read) seconds: a read timeout is the longest silence between two packets.
 DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 60.0)
@@ -69,9 +70,13 @@ def cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "zoo"
 
 
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def is_offline() -> bool:
     """Whether ``ZOO_OFFLINE`` is set to a true value (1, true, yes, on)."""
-    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
+    return _env_true(ENV_OFFLINE)
 
 
 def converted_weights(model: str, tag: str, manifest: str | os.PathLike | Manifest | None = None) -> Path:
@@ -108,7 +113,8 @@ def converted_weights(model: str, tag: str, manifest: str | os.PathLike | Manife
 
 def _say(message: str) -> None:
     """Tell the user which route the weights took (stderr, so pipelines' stdout stays clean)."""
-    print(f"zoo: {message}", file=sys.stderr)
+    if not _env_true(ENV_QUIET):
+        print(f"zoo: {message}", file=sys.stderr)
 
 
 def fetch_upstream(model: str, tag: str, dest_dir: str | os.PathLike | None = None,
@@ -458,11 +464,11 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 class _Progress:
-    """A one-line byte counter on stderr, shown only when stderr is a terminal."""
+    """A one-line byte counter on stderr, shown only when stderr is a terminal and ``ZOO_QUIET`` is not set."""
 
     def __init__(self, name: str, total: int) -> None:
         self.name, self.total = name, total
-        self.enabled = sys.stderr.isatty()
+        self.enabled = sys.stderr.isatty() and not _env_true(ENV_QUIET)
         self._last = 0.0
 
     def update(self, done: int) -> None:
