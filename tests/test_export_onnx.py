@@ -77,8 +77,8 @@ CASES = [
     # even sizes, where TF SAME pads 0 before and 1 after; every other conv is symmetric.
     ("mobilenet_v1", (224, 224), 5),
     # Every conv pads symmetrically ((k-1)//2: fixed_padding and odd-kernel SAME), so ONNX Conv
-    # holds it; only the SAME max pool on 112x112 needs (0, 1) padding, with -inf.
-    ("resnet50", (224, 224), 1),
+    # holds it; the SAME max pool's (0, 1) on 112x112 is MaxPool's own ceil_mode, no Pad.
+    ("resnet50", (224, 224), 0),
     # PyTorch-born: symmetric padding=1 convs and ConvTranspose only.
     ("flownet2_sd", (128, 192), 0),
 ]
@@ -109,8 +109,8 @@ def test_export_parity_opset_and_pads(converted, tmp_path, model, size, needed):
     assert sites["Pad"] <= needed
     counts = onnx_op_counts(path)
     if model == "resnet50":
-        # The -inf pad of the max pool stays explicit: only zero pads fold into a Conv.
-        assert counts.get("Pad", 0) == 1 and counts["MaxPool"] == 1
+        # The max pool's one extra cell after is ceil_mode, not an explicit -inf Pad.
+        assert counts.get("Pad", 0) == 0 and counts["MaxPool"] == 1
     assert "BatchNormalization" not in counts  # the exporter folds eval-mode BN into the convs
 
 

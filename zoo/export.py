@@ -26,6 +26,7 @@ from torch import nn
 
 from .errors import InputShapeError
 from .layers import AvgPool2dSame, Conv2dSame, MaxPool2dSame
+from .layers.pool2d_same import max_pool_same_needs_pad
 from .layers.padding import tf_same_pad
 from .registry import get_model_entry
 
@@ -57,9 +58,11 @@ def example_input(model_name: str, batch: int = 1, size: tuple[int, int] | None 
 def required_pad_ops(model: nn.Module, example: torch.Tensor) -> int:
     """How many explicit pad ops TF ``SAME`` padding needs in ``model`` at ``example``'s shape.
 
-    One per ``Conv2dSame``/``MaxPool2dSame`` whose padding is asymmetric at its
-    input size (an ONNX ``Conv``/``MaxPool`` can hold symmetric padding itself,
-    and the exporter keeps PyTorch's ``F.pad`` for the rest), two per asymmetric
+    One per ``Conv2dSame`` whose padding is asymmetric at its input size (an
+    ONNX ``Conv`` can hold symmetric padding itself, and the exporter keeps
+    PyTorch's ``F.pad`` for the rest), one per ``MaxPool2dSame`` that
+    :func:`~zoo.layers.pool2d_same.max_pool_same_needs_pad` says needs one (the
+    others export as ``MaxPool`` with ``ceil_mode``), two per asymmetric
     ``AvgPool2dSame`` (the input and the count of real cells). Symmetric
     ``nn.Conv2d`` padding needs none.
     """
@@ -69,7 +72,10 @@ def required_pad_ops(model: nn.Module, example: torch.Tensor) -> int:
         pads = [tf_same_pad(n, k, s, d) for n, k, s, d in zip(
             inputs[0].shape[-2:], _pair(module.kernel_size), _pair(module.stride), _pair(getattr(module, "dilation", 1)))]
         asymmetric = any(before != after for before, after in pads)
-        counts.append((2 if isinstance(module, AvgPool2dSame) else 1) if asymmetric else 0)
+        if isinstance(module, MaxPool2dSame):
+            counts.append(int(max_pool_same_needs_pad(tuple(pads), _pair(module.stride))))
+        else:
+            counts.append((2 if isinstance(module, AvgPool2dSame) else 1) if asymmetric else 0)
 
     handles = [m.register_forward_pre_hook(hook) for m in model.modules()
                if isinstance(m, (Conv2dSame, MaxPool2dSame, AvgPool2dSame))]

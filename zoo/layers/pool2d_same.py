@@ -17,12 +17,25 @@ def _same_pads(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]
     return left, right, top, bottom
 
 
+def max_pool_same_needs_pad(pads: tuple[tuple[int, int], ...], strides: tuple[int, ...]) -> bool:
+    """Whether TF ``SAME`` max pooling with these (before, after) pads needs an explicit -inf pad.
+
+    Not when each axis is symmetric, or has one extra cell after at stride > 1:
+    PyTorch's symmetric ``padding=before`` with ``ceil_mode=True`` then lets the
+    last window run one cell past the input, and a max over the real cells is
+    what TF's -inf padding gives. (At stride 1 ``ceil_mode`` adds no window.)
+    """
+    return not all(after == before or (after == before + 1 and s > 1) for (before, after), s in zip(pads, strides))
+
+
 class MaxPool2dSame(nn.MaxPool2d):
     """Equals ``tf.nn.max_pool2d(..., padding="SAME")``.
 
     TF never lets a padded cell win the max. PyTorch's own ``padding`` has the
-    same -inf semantics but is symmetric (and at most half the kernel), so it is
-    used only where TF's padding is symmetric; otherwise the input is padded
+    same -inf semantics but is symmetric (and at most half the kernel): it is
+    used where TF's padding is symmetric, and, with ``ceil_mode``, where TF pads
+    one cell more after at stride > 1 (ResNet-50's 3x3/2 pool on 112x112 pads
+    (0, 1)); no copy of the input is made then. Otherwise the input is padded
     once with -inf. Every SAME window holds at least one real cell, so -inf
     never reaches the output.
     """
@@ -35,8 +48,9 @@ class MaxPool2dSame(nn.MaxPool2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_nchw(x, None, type(self).__name__)
         left, right, top, bottom = _same_pads(x, self.kernel_size, self.stride)
-        if left == right and top == bottom:
-            return F.max_pool2d(x, self.kernel_size, self.stride, (top, left))
+        if not max_pool_same_needs_pad(((top, bottom), (left, right)), self.stride):
+            ceil_mode = bottom > top or right > left
+            return F.max_pool2d(x, self.kernel_size, self.stride, (top, left), ceil_mode=ceil_mode)
         x = F.pad(x, (left, right, top, bottom), value=float("-inf"))
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
