@@ -58,7 +58,7 @@ def _evaluate(evaluate_arrays, model: str, arrays: Path, val_map: Path, predicto
     return evaluate_arrays(model, arrays, val_map, [predictor], batch_size=batch_size, progress=False)
 
 
-def measure(model: str, weights: str, workdir: Path, count: int, batch_size: int, rounds: int = 2) -> dict:
+def measure(model: str, weights: str, workdir: Path, count: int, batch_size: int, rounds: int = 3) -> dict:
     """Images/s of ``evaluate_arrays`` and of the bare torch predictor on the same ``count`` images."""
     from zoo.eval.accuracy import evaluate_arrays, make_predictor
 

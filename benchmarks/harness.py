@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,32 +94,66 @@ def parity_tolerance(model: str, reference: np.ndarray) -> float:
     return LOGIT_TOL * max(1.0, float(np.abs(reference).max()) / 10)
 
 
+def _best_gemm_seconds(gemm: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(best, median) seconds of ``gemm`` over ``repeats`` runs after one warm-up."""
+    gemm()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        gemm()
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
+
+
+def _gemm_libraries(size: int, threads: int) -> dict[str, Callable[[], object]]:
+    """An fp32 ``size`` x ``size`` GEMM in each library this process has: torch, NumPy, TensorFlow."""
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator)
+    b = torch.randn(size, size, generator=generator)
+    out = torch.empty(size, size)
+    a_np, b_np = a.numpy(), b.numpy()
+    out_np = np.empty_like(a_np)
+    gemms: dict[str, Callable[[], object]] = {"torch.mm": lambda: torch.mm(a, b, out=out)}
+    if threads == os.cpu_count():
+        # NumPy's OpenBLAS fixes its thread count at import (all cores unless
+        # OPENBLAS_NUM_THREADS says otherwise): comparable only when the run uses all cores.
+        gemms["numpy.matmul"] = lambda: np.matmul(a_np, b_np, out=out_np)
+    if "tensorflow" in sys.modules:  # only if the benchmark already loaded it (with its thread settings)
+        tf = sys.modules["tensorflow"]
+        a_tf, b_tf = tf.constant(a_np), tf.constant(b_np)
+        gemms["tf.linalg.matmul"] = lambda: tf.linalg.matmul(a_tf, b_tf).numpy()
+    return gemms
+
+
 def matmul_ceiling(threads: int, size: int = 2048, repeats: int = 5) -> dict:
-    """fp32 GEMM throughput of this machine with ``threads`` threads (``torch.mm``, MKL/oneDNN).
+    """fp32 GEMM throughput of this machine with ``threads`` threads: the best of torch, NumPy and TensorFlow.
 
     The best sustained rate dense fp32 compute reaches here: a convolution
-    lowered to GEMM cannot beat it. Median of ``repeats`` after one warm-up.
+    lowered to GEMM cannot beat it. Each library is measured because each has
+    its own GEMM (torch: MKL, NumPy: OpenBLAS, TensorFlow: oneDNN/Eigen) and one
+    can fall well short of the hardware: MKL, for one, takes a slower code path
+    on AMD CPUs. The ceiling is the fastest library's best run.
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    per_library = {}
     try:
-        generator = torch.Generator().manual_seed(0)
-        a = torch.randn(size, size, generator=generator)
-        b = torch.randn(size, size, generator=generator)
-        out = torch.empty(size, size)
-        torch.mm(a, b, out=out)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            torch.mm(a, b, out=out)
-            times.append(time.perf_counter() - start)
+        for name, gemm in _gemm_libraries(size, threads).items():
+            try:
+                best, median = _best_gemm_seconds(gemm, repeats)
+            except Exception as error:  # noqa: BLE001 - a library that fails is left out, named
+                per_library[name] = {"error": f"{type(error).__name__}: {error}"[:200]}
+                continue
+            per_library[name] = {"best_s": best, "median_s": median, "gflops": 2 * size**3 / best / 1e9}
     finally:
         torch.set_num_threads(previous)
     # The best run, not the median: a ceiling is what the machine can reach; other
     # processes only ever slow a run down.
-    seconds = min(times)
-    return {"size": size, "threads": threads, "best_s": seconds, "median_s": statistics.median(times),
-            "gflops": 2 * size**3 / seconds / 1e9}
+    measured = {k: v for k, v in per_library.items() if "gflops" in v}
+    library = max(measured, key=lambda k: measured[k]["gflops"])
+    return {"size": size, "threads": threads, "library": library, "best_s": measured[library]["best_s"],
+            "median_s": measured[library]["median_s"], "gflops": measured[library]["gflops"],
+            "per_library": per_library}
 
 
 def count_gflop(model: torch.nn.Module, example: torch.Tensor) -> float:

@@ -10,7 +10,7 @@ at 384x512, batch 1 and 4) it times, interleaved and after warm-up, the
 upstream (TensorFlow running the frozen graph; for FlowNet2-SD PyTorch running
 NVIDIA's forward), the zoo PyTorch port (eager, channels_last, batch norm
 folded + channels_last, optionally torch.compile), the zoo Keras port (eager
-call and tf.function), the port exported to ONNX in ONNX Runtime, a naive
+call, tf.function, and tf.function with batch norm folded), the port exported to ONNX in ONNX Runtime, a naive
 per-call-padding baseline and a symmetric-padding control. Every row carries
 its max |diff| against the upstream output: a mode that breaks parity (1e-4 on
 logits, 1e-3 px on flow) is flagged and never counted as the fastest. It also
@@ -52,10 +52,10 @@ MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
 # glibc returns freed blocks above 128 KiB to the OS (mmap threshold) and trims the heap
 # top; every forward then page-faults its activations in afresh, which costs more than a
 # small layer's compute on VMs (measured here: a depthwise conv after F.pad, 1.7 ms ->
-# 18 ms). Raising both thresholds keeps freed memory for reuse, as jemalloc/tcmalloc
-# (PyTorch's CPU performance guide) do; it applies to every runtime in the process alike.
-# Opt-in (--malloc-tuning): at model level it made no clear difference in noisy tests,
-# and by default the table shows what a user gets.
+# 18 ms; MobileNet-v1 batch 32 in PyTorch, 122 -> 223 img/s on a 2-core AVX-512 VM).
+# Raising both thresholds keeps freed memory for reuse, as jemalloc/tcmalloc (PyTorch's
+# CPU performance guide) do; it applies to every runtime in the process alike. On by
+# default, as a deployment would set it; --default-malloc shows glibc's defaults.
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(2**31), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
 MALLOC_MARK = "ZOO_BENCH_MALLOC_TUNED"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -93,19 +93,19 @@ class Settings:
 
 
 ALL_MODES = frozenset({"upstream", "torch-eager", "torch-channels_last", "torch-folded-cl", "torch-fused-cl", "keras-call",
-                       "keras-function", "onnxruntime", "naive-pad", "symmetric-pad"})
+                       "keras-function", "keras-folded-function", "onnxruntime", "naive-pad", "symmetric-pad"})
 FULL = Settings(
     batches={"mobilenet_v1": (1, 32), "resnet50": (1, 32), "flownet2_sd": (1, 4)},
     size={"mobilenet_v1": (224, 224), "resnet50": (224, 224), "flownet2_sd": (384, 512)},
-    warmup=2, repeats=5, repeats_large=3, modes=ALL_MODES, ceiling_size=2048, eval_images=64,
+    warmup=2, repeats=5, repeats_large=3, modes=ALL_MODES, ceiling_size=2048, eval_images=256,
 )
 QUICK = Settings(
     batches={"mobilenet_v1": (1, 4), "resnet50": (1, 2), "flownet2_sd": (1,)},
     # FlowNet2-SD at 256x384 (a multiple of 64, 0.5x the FLOPs) to stay under a minute.
     size={**FULL.size, "flownet2_sd": (256, 384)},
     warmup=1, repeats=2, repeats_large=2,
-    modes=frozenset({"upstream", "torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function", "naive-pad",
-                     "symmetric-pad"}),
+    modes=frozenset({"upstream", "torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function",
+                     "keras-folded-function", "naive-pad", "symmetric-pad"}),
     ceiling_size=1024, eval_images=8, padding_rows_largest_batch_only=True, gap_s=0.05,
 )
 
@@ -262,11 +262,20 @@ def build_modes(prep: Prepared, batch: int, settings: Settings, threads: int, wo
         tensor = tf.constant(keras_input)
         if name == "keras-call":
             return Mode(name, "zoo Keras, model(x, training=False)", lambda: keras_output(net(tensor, training=False)), "keras")
-        function = tf.function(lambda t: net(t, training=False), jit_compile=False)
-        return Mode(name, "zoo Keras, tf.function-compiled call", lambda: keras_output(function(tensor)), "keras")
+        if name == "keras-folded-function":
+            from zoo.keras.fold import fold_batch_norms
+
+            folded = nets.setdefault("keras_folded", fold_batch_norms(net))
+            function = tf.function(folded, jit_compile=False)
+            return Mode(name, "zoo Keras, BN folded into convs (zoo.keras.fold) + tf.function",
+                        lambda: keras_output(function(tensor, training=False)), "keras")
+        function = tf.function(net, jit_compile=False)
+        return Mode(name, "zoo Keras, tf.function-compiled call", lambda: keras_output(function(tensor, training=False)), "keras")
 
     add("keras-call", lambda: keras_modes("keras-call"))
     add("keras-function", lambda: keras_modes("keras-function"))
+    if model != "flownet2_sd":  # FlowNet2-SD has no batch norm to fold
+        add("keras-folded-function", lambda: keras_modes("keras-folded-function"))
 
     def onnx_mode() -> Mode:
         import onnxruntime as ort
@@ -430,8 +439,11 @@ def markdown(report: dict) -> str:
         f"modes interleaved. Load average at start: {_fmt(m['load_average_1min_at_start'], '.2f')}. "
         f"glibc malloc: {'thresholds raised (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_)' if any(report['malloc_tuning'].values()) else 'defaults'}.",
         "",
-        f"Machine ceiling: fp32 matmul {ceiling['size']}x{ceiling['size']} (torch.mm): "
-        f"**{ceiling['gflops']:.1f} GFLOP/s** with {ceiling['threads']} threads.",
+        f"Machine ceiling: fp32 matmul {ceiling['size']}x{ceiling['size']}, the fastest of "
+        + ", ".join(f"{name} {v['gflops']:.1f}" if "gflops" in v else f"{name} (error)"
+                    for name, v in ceiling.get("per_library", {}).items())
+        + f" GFLOP/s: **{ceiling['gflops']:.1f} GFLOP/s** ({ceiling.get('library', 'torch.mm')}) "
+        f"with {ceiling['threads']} threads.",
         "",
     ]
     for result in report["models"]:
@@ -509,8 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="add a torch.compile mode (about a minute of compiling per model)")
     parser.add_argument("--no-conversion", action="store_true", help="skip the converter measurements")
     parser.add_argument("--no-eval", action="store_true", help="skip the verify_accuracy.py measurement")
-    parser.add_argument("--malloc-tuning", action="store_true",
-                        help="re-run with glibc's malloc thresholds raised (freed activations reused, not page-faulted anew)")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep glibc's malloc thresholds (by default the run re-executes itself with them raised, "
+                             "so freed activations are reused, not page-faulted anew)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where latest.md and latest.json go")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -521,10 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         upstream_files = dict(item.split("=", 1) for item in args.upstream)
     except ValueError:
         parser.error("--upstream takes MODEL=PATH")
-    if args.malloc_tuning and os.environ.get(MALLOC_MARK) != "1" and sys.platform.startswith("linux"):
-        # Re-run this process with glibc told to keep freed memory (see MALLOC_TUNING).
+    if (argv is None and not args.default_malloc and os.environ.get(MALLOC_MARK) != "1"
+            and sys.platform.startswith("linux")):
+        # Re-run this script with glibc told to keep freed memory (see MALLOC_TUNING); only
+        # from the command line, never replacing a caller's process.
         env = dict(os.environ, **MALLOC_TUNING, **{MALLOC_MARK: "1"})
-        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *(sys.argv[1:] if argv is None else argv)], env)
+        os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
     settings = QUICK if args.quick else FULL
     if args.repeats:
         settings = Settings(**{**settings.__dict__, "repeats": args.repeats, "repeats_large": args.repeats})
@@ -540,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
         log("TensorFlow is not installed: no upstream graph or Keras rows for the classifiers")
     machine = harness.machine_description(args.threads)
     ceiling = harness.matmul_ceiling(args.threads, settings.ceiling_size)
-    log(f"matmul ceiling {ceiling['gflops']:.1f} GFLOP/s")
+    log(f"matmul ceiling {ceiling['gflops']:.1f} GFLOP/s ({ceiling['library']})")
     results, conversions, evaluation = [], [], []
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         workdir = Path(tmp)

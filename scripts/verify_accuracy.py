@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="only the first N images of the val_map")
     parser.add_argument("--skip-missing", action="store_true", help="leave out val_map images that have no array")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--plain", action="store_true",
+                        help="run the ports as built, not in their fastest exact form (batch norm folded)")
     parser.add_argument("--report", help="JSON report path (default: accuracy-MODEL-FRAMEWORK.json)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The arrays first: a bad val_map or folder is reported before minutes of model loading.
         dataset = open_arrays(args.model, args.arrays, args.val_map, limit=args.limit, skip_missing=args.skip_missing)
-        predictors = [make_predictor(args.model, fw, weights=args.weights, upstream=args.upstream, device=device)
+        predictors = [make_predictor(args.model, fw, weights=args.weights, upstream=args.upstream, device=device,
+                                     fast=not args.plain)
                       for fw in frameworks]
         info = {"framework": args.framework, "weights": args.weights, "upstream": args.upstream,
                 "val_map": args.val_map}

@@ -81,7 +81,7 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
     assert [b["batch"] for b in model["batches"]] == [1, 4]
     for batch in model["batches"]:
         modes = {row["mode"]: row for row in batch["rows"]}
-        exact_modes = {"torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function"}
+        exact_modes = {"torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function", "keras-folded-function"}
         if batch is model["batches"][-1]:  # --quick runs the padding rows at the largest batch only
             exact_modes.add("naive-pad")
             assert modes["symmetric-pad"]["exact"] is False  # the control computes another function

@@ -116,6 +116,37 @@ def test_depthwise_conv2d_same_matches_tf(tf, rng, kernel, stride, dilation, mul
         _assert_close(ours, ref, f"input {h}x{w}")
 
 
+@pytest.mark.parametrize("groups", [1, 3], ids=["dense", "depthwise"])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (3, 3)], ids=str)
+@pytest.mark.parametrize("kernel", [(1, 1), (2, 2), (3, 3), (4, 4), (7, 7), (3, 5)], ids=str)
+def test_wide_kernel_conv2d_same_matches_tf(tf, rng, monkeypatch, kernel, stride, groups):
+    """zoo.fold's pad-free form of Conv2dSame (a zero leading tap + symmetric padding) is still TF SAME."""
+    from zoo.fold import Conv2dSameWideKernel
+
+    cin = cout = 3
+    w_tf = (rng.standard_normal(kernel + (cin, cout // groups if groups == 1 else 1))
+            / np.sqrt(kernel[0] * kernel[1])).astype(np.float32)
+    conv = Conv2dSame(cin, cout, kernel, stride, groups=groups, bias=False).requires_grad_(False)
+    with torch.no_grad():
+        if groups == 1:  # HWIO -> OIHW
+            conv.weight.copy_(torch.from_numpy(w_tf.transpose(3, 2, 0, 1)))
+        else:  # (kh, kw, C, 1) -> (C, 1, kh, kw)
+            conv.weight.copy_(torch.from_numpy(w_tf.transpose(2, 3, 0, 1)))
+    wide = Conv2dSameWideKernel.from_conv(conv)
+    pads = _count_pads(monkeypatch)
+    for h, w in SIZES:
+        x = rng.standard_normal((_batch(h), h, w, cin)).astype(np.float32)
+        if groups == 1:
+            ref = tf.nn.conv2d(x, w_tf, stride, "SAME").numpy()
+        else:
+            ref = tf.nn.depthwise_conv2d(x, w_tf, (1, *stride, 1), "SAME").numpy()
+        with torch.inference_mode():
+            ours = _nhwc(wide(_nchw(x)))
+        _assert_close(ours, ref, f"input {h}x{w}")
+    if stride != (1, 1) and kernel != (1, 1):
+        assert pads == [], "the wide-kernel form must not pad the input"
+
+
 def _count_pads(monkeypatch) -> list:
     calls: list = []
     original = torch.nn.functional.pad

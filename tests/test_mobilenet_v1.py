@@ -84,6 +84,24 @@ def test_keras_port_matches_upstream_graph(tf, upstream, release, converted, pho
     assert_logits_match(np.asarray(model(x, training=False)), _reference(tf, upstream, release, x), "keras")
 
 
+def test_folded_keras_port_matches_upstream_graph(tf, upstream, release, converted, photos):
+    from zoo.keras.fold import count_batch_norms, fold_batch_norms
+
+    model = zoo.keras.mobilenet_v1_tf_compat(weights=converted)
+    before = [w.copy() for w in model.get_weights()]
+    folded = fold_batch_norms(model)
+    # 27 conv -> BN pairs (stem, 13 depthwise, 13 pointwise), depthwise kernels included.
+    assert count_batch_norms(model) == 27 and count_batch_norms(folded) == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights())), "the source model was changed"
+    x = _inputs(photos)
+    # Tolerance as for the unfolded port: max |logit diff| <= 1e-4 against TF running the frozen graph.
+    assert_logits_match(np.asarray(folded(x, training=False)), _reference(tf, upstream, release, x), "keras folded")
+    # An odd size keeps the depthwise and strided convolutions' SAME padding after the fold.
+    x = _inputs(None, 97)
+    ref = upstream.run_graph(upstream.frozen_graph_def(release.weights, image_size=97, global_pool=True), x)
+    assert_logits_match(np.asarray(folded(x, training=False)), ref, "keras folded 97")
+
+
 @pytest.mark.parametrize("size", [32, 193, 225])
 def test_other_sizes_match_global_pool_graph(tf, upstream, release, converted, size):
     x = _inputs(None, size)

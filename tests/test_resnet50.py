@@ -87,6 +87,34 @@ def test_ports_match_upstream_graph_at_other_sizes(upstream, release, models, si
     _check_both(upstream, release, models, _random(size), size, f"{size}")
 
 
+def test_folded_keras_port_matches_upstream_graph(tf, upstream, release, models, photos):
+    from zoo.keras.fold import count_batch_norms, fold_batch_norms
+
+    keras_model = models[1]
+    folded = fold_batch_norms(keras_model)
+    # 53 conv -> BN pairs, the four projection shortcuts (a branch of the graph) included.
+    assert count_batch_norms(keras_model) == 53 and count_batch_norms(folded) == 0
+    assert folded.get_layer("layer1.0.downsample.0").use_bias
+    x = np.concatenate([photos, _random((224, 224))])
+    graph = tf.compat.v1.GraphDef()
+    graph.ParseFromString(release.pb.read_bytes())
+    # Tolerance as for the unfolded port: max |logit diff| <= 1e-4 (relative beyond 10).
+    assert_logits_match(np.asarray(folded(x, training=False)), upstream.run_graph(graph, x), "keras folded 224")
+
+
+def test_fold_batch_norms_rejects_a_subclassed_model(tf):
+    import keras
+
+    from zoo.keras.fold import fold_batch_norms
+
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="functional keras.Model"):
+        fold_batch_norms(Subclassed())
+
+
 def test_conversion_metadata_and_determinism(release, converted, tmp_path):
     from safetensors import safe_open
 

@@ -121,12 +121,18 @@ def _upstream_runner(model: str, path: str | os.PathLike) -> Callable[[np.ndarra
 
 
 def make_predictor(model: str, framework: str, weights: str | os.PathLike | None = None,
-                   upstream: str | os.PathLike | None = None, device: str | None = None) -> Predictor:
+                   upstream: str | os.PathLike | None = None, device: str | None = None,
+                   fast: bool = True) -> Predictor:
     """A :class:`Predictor` for ``model`` in ``framework`` (one of :data:`FRAMEWORKS`).
 
     ``weights`` (a converted ``.safetensors`` path or a weights tag) is needed
     for ``torch`` and ``keras``, ``upstream`` (the upstream graph file) for
     ``tf-upstream``. ``device`` (torch only): default ``cuda`` when available.
+    ``fast``: run the ports in their fastest exact form, batch norm folded
+    (torch: :func:`zoo.fold.fast_inference_model` in channels_last; keras:
+    :func:`zoo.keras.fold.fold_batch_norms` under ``tf.function``), which
+    ``benchmarks/run.py`` checks against the upstream graph on every run;
+    ``False`` runs the models as built.
     """
     entry = get_model_entry(model)
     if framework == "tf-upstream":
@@ -140,14 +146,28 @@ def make_predictor(model: str, framework: str, weights: str | os.PathLike | None
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         net = entry.load("torch_builder")(weights=weights).eval().to(device)
+        memory_format = torch.contiguous_format
+        if fast:
+            from ..fold import fast_inference_model
+
+            net = fast_inference_model(net, channels_last=True, fuse_activations=True)
+            memory_format = torch.channels_last
 
         def run(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return net(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+                x = torch.from_numpy(batch).to(device).contiguous(memory_format=memory_format)
+                return net(x).float().cpu().numpy()
 
         return Predictor(framework, "NCHW", run)
     if framework == "keras":
         net = entry.load("keras_builder")(weights=weights)
+        if fast:
+            import tensorflow as tf
+
+            from ..keras.fold import fold_batch_norms
+
+            folded = tf.function(fold_batch_norms(net))
+            return Predictor(framework, "NHWC", lambda batch: np.asarray(folded(tf.constant(batch), training=False)))
         return Predictor(framework, "NHWC", lambda batch: np.asarray(net(batch, training=False)))
     raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
 
