@@ -110,7 +110,8 @@ class Conv2dSameWideKernel(Conv2dSame):
     (``(n + 2p + 2 - (k + 1)) // s + 1``). The zero taps add exact zeros, so the
     result equals the padded convolution up to fp32 summation order, and the
     convolution takes its padding itself, with no ``F.pad`` copy (for MobileNet-v1's
-    stride-2 depthwise layers at batch 32 that halves their time).
+    stride-2 depthwise layers at batch 32 that halves their time; dense
+    convolutions pay 16/9 of the MACs for a 3x3 kernel, see :func:`widen_same_kernels`).
 
     The widened kernels are derived from ``weight`` on first use and again
     whenever ``weight`` is replaced, changed in place, or moved.
@@ -159,11 +160,19 @@ class Conv2dSameWideKernel(Conv2dSame):
 
 
 def widen_same_kernels(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with each input-size-dependent :class:`Conv2dSame` as a :class:`Conv2dSameWideKernel`."""
+    """A copy of ``model`` with each input-size-dependent depthwise :class:`Conv2dSame` as a
+    :class:`Conv2dSameWideKernel`.
+
+    Only depthwise ones: there the zero taps cost next to nothing (a few MACs per
+    output, against a full copy of the input), while in a dense convolution a
+    3x3 -> 4x4 kernel costs 16/9 of the MACs, which measured slower than the
+    copy (``benchmarks/padding.py``; MobileNet-v1's RGB stem included).
+    """
     wide = copy.deepcopy(model)
     for parent in list(wide.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) is Conv2dSame and not child.static_same_pad:
+            depthwise = child.groups == child.in_channels > 1 if isinstance(child, nn.Conv2d) else False
+            if type(child) is Conv2dSame and not child.static_same_pad and depthwise:
                 setattr(parent, name, Conv2dSameWideKernel.from_conv(child))
     return wide
 
