@@ -59,6 +59,8 @@ MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(2**31), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
 MALLOC_MARK = "ZOO_BENCH_MALLOC_TUNED"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_MARKERS = ("<!-- benchmark-targets -->", "<!-- /benchmark-targets -->")
 UNIT = {"mobilenet_v1": "img/s", "resnet50": "img/s", "flownet2_sd": "pairs/s"}
 SAMPLE = {"mobilenet_v1": "image", "resnet50": "image", "flownet2_sd": "pair"}
 # Published per-image cost, for the cross-check of the counted FLOPs (issue item 1).
@@ -97,7 +99,7 @@ ALL_MODES = frozenset({"upstream", "torch-eager", "torch-channels_last", "torch-
 FULL = Settings(
     batches={"mobilenet_v1": (1, 32), "resnet50": (1, 32), "flownet2_sd": (1, 4)},
     size={"mobilenet_v1": (224, 224), "resnet50": (224, 224), "flownet2_sd": (384, 512)},
-    warmup=2, repeats=5, repeats_large=3, modes=ALL_MODES, ceiling_size=2048, eval_images=256,
+    warmup=2, repeats=5, repeats_large=5, modes=ALL_MODES, ceiling_size=2048, eval_images=256,
 )
 QUICK = Settings(
     batches={"mobilenet_v1": (1, 4), "resnet50": (1, 2), "flownet2_sd": (1,)},
@@ -509,6 +511,18 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def update_readme(readme: Path, report_markdown: str) -> None:
+    """Replace what lies between README's benchmark markers with the report's first line and targets table."""
+    first_line = report_markdown.splitlines()[0]
+    targets = report_markdown[report_markdown.index("### Targets"):].split("\n", 2)[2].strip()
+    text = readme.read_text()
+    begin, end = text.find(README_MARKERS[0]), text.find(README_MARKERS[1])
+    if begin < 0 or end < begin:
+        raise SystemExit(f"{readme} has no {README_MARKERS[0]} ... {README_MARKERS[1]} block")
+    block = f"{README_MARKERS[0]}\n{first_line}\n\n{targets}\n"
+    harness.write_atomic(readme, text[:begin] + block + text[end:])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; write ``latest.md`` and ``latest.json``; print the Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -525,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep glibc's malloc thresholds (by default the run re-executes itself with them raised, "
                              "so freed activations are reused, not page-faulted anew)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where latest.md and latest.json go")
+    parser.add_argument("--readme", action="store_true",
+                        help="also put the machine line and the targets table into README.md (between its markers)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - set(MODELS)
@@ -596,6 +612,9 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(report)
     harness.write_json(args.out_dir / "latest.json", report)
     harness.write_atomic(args.out_dir / "latest.md", text)
+    if args.readme:
+        update_readme(README, text)
+        log(f"updated {README}")
     print(text)
     log(f"wrote {args.out_dir / 'latest.md'} and latest.json in {report['wall_s']} s")
     return 0
