@@ -60,7 +60,7 @@ MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(2**31), "MALLOC_TRIM_THRESHOLD_":
 MALLOC_MARK = "ZOO_BENCH_MALLOC_TUNED"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 README = Path(__file__).resolve().parent.parent / "README.md"
-README_MARKERS = ("<!-- benchmark-targets -->", "<!-- /benchmark-targets -->")
+README_MARKERS = ("<!-- benchmark-results -->", "<!-- /benchmark-results -->")
 UNIT = {"mobilenet_v1": "img/s", "resnet50": "img/s", "flownet2_sd": "pairs/s"}
 SAMPLE = {"mobilenet_v1": "image", "resnet50": "image", "flownet2_sd": "pair"}
 # Published per-image cost, for the cross-check of the counted FLOPs (issue item 1).
@@ -512,15 +512,13 @@ def markdown(report: dict) -> str:
 
 
 def update_readme(readme: Path, report_markdown: str) -> None:
-    """Replace what lies between README's benchmark markers with the report's first line and targets table."""
-    first_line = report_markdown.splitlines()[0]
-    targets = report_markdown[report_markdown.index("### Targets"):].split("\n", 2)[2].strip()
+    """Replace what lies between README's benchmark markers with the report (its headings one level down)."""
     text = readme.read_text()
     begin, end = text.find(README_MARKERS[0]), text.find(README_MARKERS[1])
     if begin < 0 or end < begin:
         raise SystemExit(f"{readme} has no {README_MARKERS[0]} ... {README_MARKERS[1]} block")
-    block = f"{README_MARKERS[0]}\n{first_line}\n\n{targets}\n"
-    harness.write_atomic(readme, text[:begin] + block + text[end:])
+    body = "\n".join("#" + line if line.startswith("### ") else line for line in report_markdown.strip().splitlines())
+    harness.write_atomic(readme, f"{text[:begin]}{README_MARKERS[0]}\n{body}\n{text[end:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -540,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                              "so freed activations are reused, not page-faulted anew)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where latest.md and latest.json go")
     parser.add_argument("--readme", action="store_true",
-                        help="also put the machine line and the targets table into README.md (between its markers)")
+                        help="also put the report into README.md (between its benchmark markers)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - set(MODELS)
