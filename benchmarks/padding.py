@@ -60,7 +60,6 @@ def main() -> None:
     torch.manual_seed(0)
     same, symmetric = build(True), build(False)
     symmetric.load_state_dict(same.state_dict())
-    same.requires_grad_(False)
     # Every strided layer in the wide form (zoo.fold.widen_same_kernels itself widens depthwise ones only).
     wide = nn.Sequential(*(Conv2dSameWideKernel.from_conv(m) if isinstance(m, Conv2dSame) else m for m in same))
     x = torch.randn(args.batch, 3, args.size, args.size)

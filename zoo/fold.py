@@ -24,7 +24,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import Conv2dSame, ConvBnAct
-from .layers.input_checks import check_nchw
 from .layers.padding import tf_same_pad
 
 
@@ -141,22 +140,15 @@ class Conv2dSameWideKernel(Conv2dSame):
             cache[widen_h, widen_w] = wide
         return cache[widen_h, widen_w]
 
-    def weight_and_padding(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]] | None:
-        """(kernel, symmetric padding) that give TF ``SAME`` on ``x`` with no ``F.pad``; None where not applicable."""
+    def conv_operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(input, kernel, symmetric padding) giving TF ``SAME`` on ``x`` with no ``F.pad`` (dilation 1)."""
         if self.static_same_pad or tuple(self.dilation) != (1, 1) or (self.weight.requires_grad and torch.is_grad_enabled()):
-            return None  # static padding needs no copy anyway; the widened kernel carries no gradient
+            return super().conv_operands(x)  # static padding needs no copy; the wide kernel carries no gradient
         (top, bottom), (left, right) = (
             tf_same_pad(n, k, s, 1) for n, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
         widen_h, widen_w = bottom > top, right > left
         weight = self._wide_kernel(widen_h, widen_w) if widen_h or widen_w else self.weight
-        return weight, (bottom, right)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_nchw(x, self.in_channels, type(self).__name__)
-        wide = self.weight_and_padding(x)
-        if wide is None:
-            return super().forward(x)
-        return F.conv2d(x, wide[0], self.bias, self.stride, wide[1], 1, self.groups)
+        return x, weight, (bottom, right)
 
 
 def widen_same_kernels(model: nn.Module) -> nn.Module:
@@ -171,8 +163,7 @@ def widen_same_kernels(model: nn.Module) -> nn.Module:
     wide = copy.deepcopy(model)
     for parent in list(wide.modules()):
         for name, child in list(parent.named_children()):
-            depthwise = child.groups == child.in_channels > 1 if isinstance(child, nn.Conv2d) else False
-            if type(child) is Conv2dSame and not child.static_same_pad and depthwise:
+            if type(child) is Conv2dSame and not child.static_same_pad and child.groups == child.in_channels > 1:
                 setattr(parent, name, Conv2dSameWideKernel.from_conv(child))
     return wide
 
@@ -190,10 +181,6 @@ def _activation_bounds(act: nn.Module) -> tuple[float, float] | None:
 
 def _mkldnn_pointwise_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-
-
-def _mkldnn_fusable(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and _mkldnn_pointwise_available()
 
 
 def _unary_post_op(bounds: tuple[float, float]) -> tuple[str, list[float]]:
@@ -218,28 +205,10 @@ class FusedConvAct(nn.Module):
         self.conv = conv
         self.bounds = bounds
 
-    def _padding(self, x: torch.Tensor) -> tuple[tuple[int, int, int, int] | None, tuple[int, int]]:
-        """(explicit F.pad or None, symmetric conv padding), as ``Conv2dSame.forward`` decides."""
-        conv = self.conv
-        if conv.static_same_pad:
-            return conv._fixed_pad, (int(conv.padding[0]), int(conv.padding[1]))
-        (top, bottom), (left, right) = (
-            tf_same_pad(n, k, s, d) for n, k, s, d in zip(x.shape[-2:], conv.kernel_size, conv.stride, conv.dilation))
-        if top == bottom and left == right:
-            return None, (top, left)
-        return (left, right, top, bottom), (0, 0)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv
-        wide = conv.weight_and_padding(x) if isinstance(conv, Conv2dSameWideKernel) else None
-        if wide is not None:
-            weight, padding = wide
-        else:
-            pad, padding = self._padding(x)
-            if pad is not None:
-                x = F.pad(x, pad)
-            weight = conv.weight
-        if _mkldnn_fusable(x):
+        x, weight, padding = conv.conv_operands(x)
+        if x.device.type == "cpu" and x.dtype == torch.float32 and _mkldnn_pointwise_available():
             unary, scalars = _unary_post_op(self.bounds)
             return torch.ops.mkldnn._convolution_pointwise(
                 x, weight, conv.bias, list(padding), list(conv.stride), list(conv.dilation), conv.groups,

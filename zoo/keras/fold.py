@@ -39,6 +39,12 @@ def _history_refs(node: Any) -> list[list]:
     return []
 
 
+def _output_refs(config: dict) -> list[list]:
+    """The model's output references: one is stored as [name, node, tensor], several as a list of those."""
+    outputs = config["output_layers"]
+    return [outputs] if isinstance(outputs[0], str) else list(outputs)
+
+
 def _foldable_pairs(model: keras.Model, config: dict) -> dict[str, str]:
     """{batch norm layer name: conv layer name} for each conv whose only consumer is a channels_last batch norm."""
     consumers: dict[str, int] = {}
@@ -48,8 +54,7 @@ def _foldable_pairs(model: keras.Model, config: dict) -> dict[str, str]:
         producers[entry["name"]] = [ref[0] for ref in refs]
         for ref in refs:
             consumers[ref[0]] = consumers.get(ref[0], 0) + 1
-    outputs = config["output_layers"]
-    for ref in [outputs] if isinstance(outputs[0], str) else outputs:
+    for ref in _output_refs(config):
         consumers[ref[0]] = consumers.get(ref[0], 0) + 1
     pairs = {}
     for entry in config["layers"]:
@@ -123,10 +128,7 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
         if entry["name"] in pairs.values():
             entry["config"] = {**entry["config"], "use_bias": True}
         layers.append(entry)
-    outputs = config["output_layers"]
-    # One output is stored as [name, node, tensor], several as a list of those.
-    outputs = ([pairs.get(outputs[0], outputs[0]), *outputs[1:]] if isinstance(outputs[0], str)
-               else [[pairs.get(ref[0], ref[0]), *ref[1:]] for ref in outputs])
+    outputs = [[pairs.get(ref[0], ref[0]), *ref[1:]] for ref in _output_refs(config)]
     folded_config = {**config, "layers": layers, "output_layers": outputs,
                      "name": f"{config['name']}_folded"}
     folded = keras.Model.from_config(folded_config)

@@ -60,20 +60,28 @@ class Conv2dSame(nn.Conv2d):
             (top, bottom), (left, right) = fixed
             self._fixed_pad = (left, right, top, bottom)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_nchw(x, self.in_channels, type(self).__name__)
+    def conv_operands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(input, kernel, symmetric padding) for the one ``F.conv2d`` that computes TF ``SAME`` on ``x``.
+
+        The input comes back padded (one ``F.pad``) only where TF's padding is
+        asymmetric; inference forms (``zoo.fold``) override this, not ``forward``.
+        """
         if self.static_same_pad:
             if self._fixed_pad is not None:
                 x = F.pad(x, self._fixed_pad)
-            return self._conv_forward(x, self.weight, self.bias)
+            return x, self.weight, (int(self.padding[0]), int(self.padding[1]))
         (top, bottom), (left, right) = (
             tf_same_pad(n, k, s, d)
             for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation)
         )
         if top == bottom and left == right:
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation, self.groups)
-        x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            return x, self.weight, (top, left)
+        return F.pad(x, (left, right, top, bottom)), self.weight, (0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_nchw(x, self.in_channels, type(self).__name__)
+        x, weight, padding = self.conv_operands(x)
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
 def _check_channels(in_channels: int, out_channels: int, groups: int) -> None:
