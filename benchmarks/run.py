@@ -135,14 +135,14 @@ def _classifier_upstream(model: str, workdir: Path, upstream_file: str | None) -
     if upstream_file is not None:
         return load_upstream_graph_def(model, upstream_file), Path(upstream_file)
     if model == "mobilenet_v1":
-        from zoo.upstream import mobilenet_v1 as upstream
+        from zoo.standins import mobilenet_v1 as upstream
 
         graph_def = upstream.frozen_graph_def(upstream.model_variables(upstream.make_variables(seed=0)), 224)
         # The release's frozen member: what MLPerf runs and what the converter reads from the .tgz.
         source = workdir / "mobilenet_v1_1.0_224_frozen.pb"
         source.write_bytes(graph_def.SerializeToString(deterministic=True))
         return graph_def, source
-    from zoo.upstream import resnet50 as upstream
+    from zoo.standins import resnet50 as upstream
 
     source = upstream.write_frozen_pb(workdir / upstream.PB_NAME, seed=0)
     return load_upstream_graph_def(model, source), source
@@ -150,7 +150,7 @@ def _classifier_upstream(model: str, workdir: Path, upstream_file: str | None) -
 
 def _tf_session_runner(model: str, graph_def, threads: int, images_nhwc: np.ndarray) -> Callable[[], np.ndarray]:
     tf = _tf(threads)
-    module = __import__(f"zoo.upstream.{model}", fromlist=["INPUT_NODE"])
+    module = __import__(f"zoo.standins.{model}", fromlist=["INPUT_NODE"])
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name="")
@@ -177,7 +177,7 @@ def prepare(model: str, workdir: Path, upstream_file: str | None) -> Prepared:
     convert = get_model_entry(model).load("converter")
     if model == "flownet2_sd":
         from zoo.convert.flownet2_sd import read_nvidia_checkpoint
-        from zoo.upstream.flownet2_sd import write_checkpoint
+        from zoo.standins.flownet2_sd import write_checkpoint
 
         source = Path(upstream_file) if upstream_file else write_checkpoint(workdir / "FlowNet2-SD_checkpoint.pth.tar", seed=0)
         upstream = read_nvidia_checkpoint(source)
@@ -217,7 +217,7 @@ def build_modes(prep: Prepared, batch: int, settings: Settings, threads: int, wo
         modes.append(mode)
 
     if model == "flownet2_sd":
-        from zoo.upstream.flownet2_sd import nvidia_forward
+        from zoo.standins.flownet2_sd import nvidia_forward
 
         def upstream_mode() -> Mode:
             def run() -> np.ndarray:

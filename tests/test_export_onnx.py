@@ -49,12 +49,12 @@ def _weights(converted: dict, model: str) -> Path:
     work = converted["_dir"]
     convert = get_model_entry(model).load("converter")
     if model == "flownet2_sd":
-        from zoo.upstream.flownet2_sd import write_checkpoint
+        from zoo.standins.flownet2_sd import write_checkpoint
 
         source = write_checkpoint(work / "FlowNet2-SD_checkpoint.pth.tar", seed=1)
     else:
         pytest.importorskip("tensorflow")  # the stand-in graphs are written with TF's protos
-        upstream = importlib.import_module(f"zoo.upstream.{model}")
+        upstream = importlib.import_module(f"zoo.standins.{model}")
         if model == "mobilenet_v1":
             source = work / "mobilenet_v1_1.0_224_frozen.pb"
             graph = upstream.frozen_graph_def(upstream.model_variables(upstream.make_variables(seed=1)), 224)

@@ -1,6 +1,6 @@
 """FlowNet2-SD: an independent reference forward vs the PyTorch port vs the Keras port.
 
-The reference, zoo.upstream.flownet2_sd.nvidia_forward, is written directly
+The reference, zoo.standins.flownet2_sd.nvidia_forward, is written directly
 from NVIDIA's FlowNet2SD facts with torch.nn.functional calls on the
 checkpoint's own state_dict; it shares no code with the port. Inputs are real image pairs: skimage's stereo_motorcycle, and,
 where ../shared is present, MPI-Sintel (436x1024 cropped to 384x1024, as
@@ -22,14 +22,14 @@ import torch.nn.functional as F
 import zoo
 from parity import ROOT, require_shared
 from zoo.errors import FormatError, InputShapeError, TensorShapeError
-from zoo.upstream.flownet2_sd import nvidia_forward
+from zoo.standins.flownet2_sd import nvidia_forward
 
 FLOW_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from zoo.upstream.flownet2_sd import write_checkpoint
+    from zoo.standins.flownet2_sd import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("flownet") / "FlowNet2-SD_checkpoint.pth.tar", seed=0)
 
@@ -174,7 +174,7 @@ def _convert_fails(source: Path, out: Path, error, match: str) -> None:
 
 
 def test_checkpoint_with_pickled_object_is_refused(tmp_path, capsys):
-    from zoo.upstream.flownet2_sd import write_checkpoint
+    from zoo.standins.flownet2_sd import write_checkpoint
 
     evil = write_checkpoint(tmp_path / "evil.pth.tar", extra={"arch": Payload()})
     _convert_fails(evil, tmp_path / "out.safetensors", FormatError, "refusing to load")
@@ -207,7 +207,7 @@ def test_caffe_weights_convert_to_the_same_model(checkpoint, converted, state, t
     from safetensors.numpy import load_file
 
     from zoo.convert.flownet2_sd import convert
-    from zoo.upstream.flownet2_sd import write_caffe_h5
+    from zoo.standins.flownet2_sd import write_caffe_h5
 
     h5_path = write_caffe_h5(tmp_path / "FlowNet2-SD_weights.caffemodel.h5", seed=0)
     from_caffe = load_file(str(convert(h5_path, tmp_path / "caffe.safetensors")))
@@ -229,7 +229,7 @@ def test_caffe_weights_convert_to_the_same_model(checkpoint, converted, state, t
 def test_caffe_file_missing_a_blob(tmp_path):
     import h5py
 
-    from zoo.upstream.flownet2_sd import write_caffe_h5
+    from zoo.standins.flownet2_sd import write_caffe_h5
 
     h5_path = write_caffe_h5(tmp_path / "w.caffemodel.h5", seed=0)
     with h5py.File(h5_path, "a") as h5:

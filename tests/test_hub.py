@@ -431,7 +431,7 @@ def test_offline_without_anything_cached_names_what_to_provide(server, tmp_path,
 
 @pytest.fixture(scope="module")
 def resnet_pb(tmp_path_factory, tf) -> bytes:
-    from zoo.upstream.resnet50 import write_frozen_pb
+    from zoo.standins.resnet50 import write_frozen_pb
 
     return write_frozen_pb(tmp_path_factory.mktemp("upstream") / "resnet50_v1.pb", seed=3).read_bytes()
 

@@ -1,7 +1,7 @@
 """MobileNet-v1 (MLPerf): both ports against TensorFlow executing the upstream graph.
 
 The reference is always TensorFlow running a graph in the upstream format: the
-stand-in release's frozen graph (zoo.upstream writes it in the release's exact
+stand-in release's frozen graph (zoo.standins writes it in the release's exact
 format), or, where ../shared is present, the real upstream eval graph with the
 stand-in weights assigned. Tolerance: max |logit diff| <= 1e-4 (fp32; relative
 to the logits' scale beyond 10), and the same top-1 (tests/parity.py).
@@ -29,7 +29,7 @@ FROZEN = "mobilenet_v1_1.0_224_frozen.pb"
 
 @pytest.fixture(scope="module")
 def upstream(tf):
-    from zoo.upstream import mobilenet_v1
+    from zoo.standins import mobilenet_v1
 
     return mobilenet_v1
 

@@ -1,7 +1,7 @@
 """ResNet-50 v1.5 (MLPerf): both ports against TensorFlow executing the upstream frozen graph.
 
 The reference is TensorFlow running the stand-in ``resnet50_v1.pb`` (written by
-zoo.upstream.resnet50 in the upstream format: Pad + VALID for strided
+zoo.standins.resnet50 in the upstream format: Pad + VALID for strided
 convolutions, SAME elsewhere, FusedBatchNorm epsilon 1.001e-5, SAME max pool)
 at each tested size. Tolerance: max |logit diff| <= 1e-4, relative to the
 logits' scale beyond 10, and the same top-1 (tests/parity.py).
@@ -25,7 +25,7 @@ from zoo.errors import FormatError, InputShapeError, TensorShapeError
 
 @pytest.fixture(scope="module")
 def upstream(tf):
-    from zoo.upstream import resnet50
+    from zoo.standins import resnet50
 
     return resnet50
 

@@ -36,7 +36,7 @@ def script():
 def mobilenet(tf, image_set, tmp_path_factory):
     """Stand-in frozen graph, its conversion, the NHWC arrays, and teacher labels from the graph."""
     from zoo.convert.mobilenet_v1 import convert
-    from zoo.upstream import mobilenet_v1 as upstream
+    from zoo.standins import mobilenet_v1 as upstream
 
     folder = tmp_path_factory.mktemp("mobilenet_eval")
     graph_def = upstream.frozen_graph_def(upstream.model_variables(upstream.make_variables(0)))
@@ -158,7 +158,7 @@ def test_val_map_naming_missing_arrays_is_an_error(script, mobilenet, capsys, tm
 
 def test_resnet50_teacher_labels_nchw(script, tf, keras, image_set, tmp_path_factory, capsys):
     from zoo.convert.resnet50 import convert
-    from zoo.upstream import resnet50 as upstream
+    from zoo.standins import resnet50 as upstream
 
     folder = tmp_path_factory.mktemp("resnet_eval")
     pb = upstream.write_frozen_pb(folder / "resnet50_v1.pb", seed=0)

@@ -7,7 +7,7 @@ against the upstream reference on the real photos bundled with scikit-image.
 Prints, per model and framework: max |diff| against the upstream output,
 top-1 agreement (classifiers), and time. The references: TensorFlow running
 the MobileNet-v1 and ResNet-50 frozen graphs; for FlowNet2-SD, NVIDIA's forward
-restated on the checkpoint (``zoo.upstream.flownet2_sd.nvidia_forward``).
+restated on the checkpoint (``zoo.standins.flownet2_sd.nvidia_forward``).
 
 ``--weights MODEL=PATH_OR_TAG`` (repeatable) runs a model with real converted
 weights instead and prints the top-5 classes of each photo (ImageNet index,
@@ -63,7 +63,7 @@ def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tupl
     entry = get_model_entry(name)
     x = np.stack([entry.load("preprocessing")(image) for image in _photos_bgr()])
     if name == "mobilenet_v1":
-        from zoo.upstream import mobilenet_v1 as upstream
+        from zoo.standins import mobilenet_v1 as upstream
 
         source = upstream.write_release(workdir, seed=0)
         import tarfile
@@ -71,7 +71,7 @@ def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tupl
         with tarfile.open(source) as tar:
             frozen = tar.extractfile("mobilenet_v1_1.0_224_frozen.pb").read()
     else:
-        from zoo.upstream import resnet50 as upstream
+        from zoo.standins import resnet50 as upstream
 
         source = upstream.write_frozen_pb(workdir / "resnet50_v1.pb", seed=0)
         frozen = source.read_bytes()
@@ -104,7 +104,7 @@ def _flownet_rows(workdir: Path, weights: str | None) -> list[tuple]:
 
     import zoo
     from zoo.convert.flownet2_sd import convert
-    from zoo.upstream.flownet2_sd import nvidia_forward, write_checkpoint
+    from zoo.standins.flownet2_sd import nvidia_forward, write_checkpoint
 
     left, right, _ = skimage.data.stereo_motorcycle()
     pair = np.stack([left[58:442, 50:690], right[58:442, 50:690]]).astype(np.float32)[None]  # (1, 2, H, W, 3)

@@ -68,9 +68,9 @@ class Predictor:
 
 def _upstream_module(model: str):
     if model == "mobilenet_v1":
-        from ..upstream import mobilenet_v1 as module
+        from ..standins import mobilenet_v1 as module
     elif model == "resnet50":
-        from ..upstream import resnet50 as module
+        from ..standins import resnet50 as module
     else:
         raise ValueError(f"no upstream TensorFlow graph for {model!r}")
     return module

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from zoo.errors import FormatError, InputShapeError, TensorShapeError
-from zoo.upstream import resnet50 as rn
+from zoo.standins import resnet50 as rn
 
 SHORTCUTS = {1: (64, 256), 11: (256, 512), 24: (512, 1024), 43: (1024, 2048)}  # conv index: (in, out)
 # Pad nodes in graph order: stem 7x7, then per strided stage its 1x1 shortcut and its 3x3 conv.

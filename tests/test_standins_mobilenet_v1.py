@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from zoo.errors import ZooError
-from zoo.upstream import mobilenet_v1 as mv1
+from zoo.standins import mobilenet_v1 as mv1
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRIES = "ckpt_index_entries.json"
@@ -62,7 +62,7 @@ def weights() -> dict[str, np.ndarray]:
 
 
 def test_import_does_not_load_tensorflow():
-    code = "import sys, zoo.upstream.mobilenet_v1; assert 'tensorflow' not in sys.modules"
+    code = "import sys, zoo.standins.mobilenet_v1; assert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
