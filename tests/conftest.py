@@ -1,8 +1,10 @@
-"""Shared fixtures.
+"""Shared fixtures, and the one hook that makes skips fail in CI.
 
-TensorFlow-backed tests skip when TensorFlow is absent on a user's machine,
-but CI sets ZOO_REQUIRE_ALL=1, which turns every such skip into a failure so a
-green run can never hide a missing reference.
+Tests skip when an optional reference (TensorFlow, OpenCV) or ../shared's real
+data is absent on a user's machine. CI sets ZOO_REQUIRE_ALL=1, and then every
+skip, whether from pytest.skip, pytest.importorskip or a skip marker, at
+collection or at run time, is reported as a failure, so a green run can never
+hide a missing reference.
 """
 
 from __future__ import annotations
@@ -16,6 +18,27 @@ import pytest
 from parity import require_module
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REQUIRE_ALL = os.environ.get("ZOO_REQUIRE_ALL") == "1"
+
+
+def _fail_instead_of_skip(report) -> None:
+    if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but ZOO_REQUIRE_ALL=1 forbids skips: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_instead_of_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_instead_of_skip(outcome.get_result())
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +70,6 @@ def image_set(tmp_path_factory) -> tuple[Path, Path]:
     if shared is not None:
         data = shared / "data" / "imagenet"
         return data / "val", data / "val_map.txt"
-    if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-        pytest.fail("../shared is required when ZOO_REQUIRE_ALL=1")
     folder = tmp_path_factory.mktemp("photos")
     entries = []
     for i, image in enumerate(skimage_photos_bgr()):

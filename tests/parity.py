@@ -16,32 +16,34 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
 
 def require_module(name: str):
-    """Import ``name``, or skip (fail under ZOO_REQUIRE_ALL=1, as in CI, so no reference is silently missing)."""
+    """Import ``name``, or skip (conftest turns the skip into a failure under ZOO_REQUIRE_ALL=1)."""
     import importlib
 
     try:
         return importlib.import_module(name)
     except ImportError as error:
-        if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-            pytest.fail(f"{name} is required when ZOO_REQUIRE_ALL=1: {error}")
-        pytest.skip(f"{name} is not installed", allow_module_level=True)
+        pytest.skip(f"{name} is not installed ({error})", allow_module_level=True)
 
 
 def shared_dir() -> Path | None:
-    """The shared/ folder beside the project (ZOO_DATA_DIR points at its data/), or None."""
+    """The shared/ folder: ZOO_DATA_DIR's parent when set (it points at shared/data), else ../shared, else None.
+
+    A user's clone has no shared/; tests size themselves from what they find.
+    """
     data = os.environ.get("ZOO_DATA_DIR")
-    candidates = ([Path(data).parent] if data else []) + [ROOT.parent / "shared"]
-    return next((p for p in candidates if (p / "data").is_dir()), None)
+    candidate = Path(data).parent if data else ROOT.parent / "shared"
+    return candidate if (candidate / "data").is_dir() else None
 
 
-def require_shared() -> Path:
-    """shared/, or skip (fail under ZOO_REQUIRE_ALL=1, as in CI)."""
+def require_shared(*parts: str) -> Path:
+    """shared/ (or the path ``parts`` below it), or skip (a failure under ZOO_REQUIRE_ALL=1, see conftest)."""
     path = shared_dir()
     if path is None:
-        if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-            pytest.fail("../shared is required when ZOO_REQUIRE_ALL=1")
-        pytest.skip("../shared is not present")
-    return path
+        pytest.skip("../shared is not present (set ZOO_DATA_DIR to its data/ folder)")
+    target = path.joinpath(*parts)
+    if not target.exists():
+        pytest.skip(f"{target} is not present")
+    return target
 
 
 def load_script(name: str):

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from parity import require_module, require_shared
+
 from zoo.errors import FormatError
 from zoo.flow import average_epe, flow_to_color, read_flo, read_sintel_invalid, save_flow_png, write_flo
 
@@ -37,28 +39,16 @@ SINTEL_SHAPE = (436, 1024)
 
 @pytest.fixture(scope="session")
 def cv2():
-    """OpenCV (a dev extra): skip without it, or fail under ZOO_REQUIRE_ALL=1."""
-    try:
-        import cv2
-    except ImportError as error:
-        if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-            pytest.fail(f"opencv is required when ZOO_REQUIRE_ALL=1: {error}")
-        pytest.skip("opencv-python-headless is not installed")
-    return cv2
-
+    """OpenCV (a dev extra): skip without it (a failure under ZOO_REQUIRE_ALL=1, see conftest)."""
+    return require_module("cv2")
 
 
 @pytest.fixture(scope="module")
 def flow_data() -> Path:
-    """``<data>/flow``: ZOO_DATA_DIR, else ``<repo>/../shared/data``; skip (or fail under ZOO_REQUIRE_ALL=1) if absent."""
-    env = os.environ.get("ZOO_DATA_DIR")
-    data = Path(env) if env else ROOT.parent / "shared" / "data"
-    folder = data / "flow"
+    """``shared/data/flow`` (FlyingChairs and MPI-Sintel pairs), or skip."""
+    folder = require_shared("data", "flow")
     if not (folder / "chairs").is_dir() or not (folder / "sintel" / "index.json").is_file():
-        message = f"real flow data not found under {folder} (set ZOO_DATA_DIR to the shared data folder)"
-        if os.environ.get("ZOO_REQUIRE_ALL") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(f"real flow data incomplete under {folder}")
     return folder
 
 
@@ -267,6 +257,18 @@ def test_epe_mask_counts_only_valid_pixels(rng):
     single[3, 4] = True
     flow[3, 4] = gt[3, 4] + np.array([3.0, 4.0])
     assert average_epe(flow, gt, single) == pytest.approx(5.0, abs=1e-6)
+
+
+def test_epe_without_mask_is_nvidia_losses_epe(rng):
+    """valid=None is NVIDIA flownet2-pytorch's losses.EPE: torch.norm(target - output, p=2, dim=1).mean() on NCHW."""
+    torch = pytest.importorskip("torch")
+    gt = (rng.standard_normal((2, 24, 40, 2)) * 10).astype(np.float32)
+    flow = gt + (rng.standard_normal(gt.shape) * 3).astype(np.float32)
+    # NVIDIA's formula as it reads, on a batch of NCHW tensors: one number for the batch.
+    nvidia = float(torch.norm(torch.from_numpy(gt - flow).permute(0, 3, 1, 2), p=2, dim=1).mean())
+    # Same-sized samples: the batch mean is the mean of the per-sample means.
+    ours = np.mean([average_epe(flow[i], gt[i]) for i in range(2)])
+    assert ours == pytest.approx(nvidia, rel=1e-5)
 
 
 def test_epe_keeps_float64_precision():
