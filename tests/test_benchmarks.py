@@ -116,32 +116,38 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
     assert "GFLOP/s" in markdown and "threads" in markdown and "Machine ceiling" in markdown
 
 
-def _demoted(markdown: str) -> str:
-    return "\n".join("#" + line if line.startswith("### ") else line for line in markdown.strip().splitlines())
-
-
-def test_readme_embeds_the_committed_benchmark_results():
-    """README's benchmark block is benchmarks/results/latest.md (run.py --readme writes both)."""
-    readme = (ROOT / "README.md").read_text()
+def test_benchmarks_doc_embeds_the_committed_benchmark_results():
+    """docs/benchmarks.md's results block is benchmarks/results/latest.md (run.py --readme writes both)."""
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
     latest = (ROOT / "benchmarks" / "results" / "latest.md").read_text()
     begin, end = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
-    block = readme[readme.index(begin) + len(begin):readme.index(end)].strip()
-    assert block == _demoted(latest), "README's benchmark block is not benchmarks/results/latest.md"
+    block = doc[doc.index(begin) + len(begin):doc.index(end)].strip()
+    assert block == latest.strip(), "docs/benchmarks.md's results block is not benchmarks/results/latest.md"
+    assert begin not in (ROOT / "README.md").read_text(), "the README links to the results; it does not embed them"
 
 
-def test_update_readme_replaces_only_the_marked_block(tmp_path):
+def test_run_readme_flag_writes_docs_benchmarks_md():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import run
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- benchmark-results -->\nold table\n<!-- /benchmark-results -->\noutro\n")
+    assert run.RESULTS_DOC == ROOT / "docs" / "benchmarks.md"
+
+
+def test_update_results_doc_replaces_only_the_marked_block(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("intro\n<!-- benchmark-results -->\nold table\n<!-- /benchmark-results -->\noutro\n")
     report = "Measured today.\n\n### Targets\n\n| target | met |\n|---|---|\n| x | yes |\n"
-    run.update_readme(readme, report)
-    assert readme.read_text() == ("intro\n<!-- benchmark-results -->\nMeasured today.\n\n#### Targets\n\n"
-                                  "| target | met |\n|---|---|\n| x | yes |\n<!-- /benchmark-results -->\noutro\n")
-    readme.write_text("no markers\n")
+    run.update_results_doc(doc, report)
+    assert doc.read_text() == ("intro\n<!-- benchmark-results -->\nMeasured today.\n\n### Targets\n\n"
+                               "| target | met |\n|---|---|\n| x | yes |\n<!-- /benchmark-results -->\noutro\n")
+    doc.write_text("no markers\n")
     with pytest.raises(SystemExit, match="benchmark-results"):
-        run.update_readme(readme, report)
-    assert readme.read_text() == "no markers\n"
+        run.update_results_doc(doc, report)
+    assert doc.read_text() == "no markers\n"

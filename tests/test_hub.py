@@ -26,7 +26,7 @@ import torch
 import zoo
 from zoo import hub
 from zoo.errors import ChecksumError, DownloadError, ManifestError, OfflineError
-from zoo.manifest import PACKAGE_MANIFEST, converted_file_name
+from zoo.manifest import converted_file_name
 from zoo.weights import read_state_dict
 
 DATA = bytes(range(256)) * 4096  # 1 MiB of stand-in bytes
@@ -151,9 +151,9 @@ def send_html(handler: BaseHTTPRequestHandler, body: str, cookie: str | None = N
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Partial or temporary files left in ``folder`` (lock files are expected and harmless)."""
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp")) or
-                  (p.name.startswith(".") and not p.name.endswith(".lock")))
+    """Partial, temporary or lock files left in ``folder``."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".part", ".tmp", ".lock")) or
+                  p.name.startswith("."))
 
 
 # --- download(): transfer, resume, retry, verification -------------------------------------------
@@ -347,15 +347,104 @@ def test_offline_download_raises_without_a_request(server, tmp_path, monkeypatch
     assert not (tmp_path / "f.bin").exists()
 
 
+# --- no network: fail at once, and say what to do ----------------------------------------------
+
+# `.invalid` never resolves (RFC 2606): what every host looks like without network.
+UNRESOLVABLE = "http://nonexistent.invalid/"
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_unresolvable_host_is_not_retried(tmp_path, no_proxy, caplog):
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as error:
+        hub.download([UNRESOLVABLE + "f.bin", "https://also.nonexistent.invalid/f.bin"], tmp_path / "f.bin",
+                     sha256=SHA, retries=3, backoff_s=5.0, timeout=5.0)
+    assert time.monotonic() - started < 4.0  # a single retry would have slept 5 s
+    message = str(error.value)
+    assert "cannot resolve the host name nonexistent.invalid" in message
+    assert "also.nonexistent.invalid" in message and "\n" not in message
+    assert "retrying" not in caplog.text
+    assert list(tmp_path.iterdir()) == []  # no partial file, no lock file
+
+
+def test_refused_connection_is_still_retried(tmp_path, caplog):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DownloadError, match="ConnectionError"):
+        hub.download([f"http://127.0.0.1:{port}/f.bin"], tmp_path / "f.bin", retries=1, backoff_s=0.0, timeout=2.0)
+    assert "retrying" in caplog.text
+    assert leftovers(tmp_path) == []
+
+
+def test_weights_tag_without_network_fails_fast_saying_what_to_copy_where(tmp_path, home, no_proxy, monkeypatch):
+    real = zoo.get_model_entry("mobilenet_v1").weights_tag("mlperf").upstream
+    manifest = write_manifest(tmp_path / "m.json", "mobilenet_v1.mlperf", {
+        "file": real.file, "urls": [UNRESOLVABLE + real.file, "https://also.nonexistent.invalid/" + real.file],
+        "size": real.size, "sha256": real.sha256})
+    monkeypatch.setenv("ZOO_MANIFEST", str(manifest))
+    started = time.monotonic()
+    with pytest.raises(DownloadError) as error:
+        zoo.mobilenet_v1_tf_compat(weights="mlperf")
+    assert time.monotonic() - started < 10.0
+    message = str(error.value)
+    assert str(home / "upstream" / "mobilenet_v1_1.0_224.tgz") in message
+    assert "94321559 bytes" in message and "2fadeabb9968ec6833bee903900dda6e61b3947200535874ce2fe42a8493abc0" in message
+    assert "ZOO_OFFLINE=1" in message and "nonexistent.invalid" in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+    assert [p for p in home.rglob("*") if p.is_file()] == []  # no lock, partial or converted file left
+
+
+def test_lock_file_is_removed_after_use_and_after_failure(tmp_path):
+    lock = tmp_path / ".x.lock"
+    with hub._file_lock(lock):
+        assert lock.exists()
+    assert not lock.exists()
+    with pytest.raises(RuntimeError):
+        with hub._file_lock(lock):
+            raise RuntimeError("inside")
+    assert not lock.exists()
+
+
+def test_lock_excludes_while_holders_remove_the_file(tmp_path):
+    # flock locks an open file, so threads with their own handles exclude each other like processes.
+    lock = tmp_path / ".x.lock"
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def worker() -> None:
+        for _ in range(40):
+            with hub._file_lock(lock):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(len(inside))
+                time.sleep(0.0005)
+                inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert overlaps == []
+    assert not lock.exists()
+
+
 # --- manifest-driven fetching -------------------------------------------------------------------
 
 
 def write_manifest(path: Path, key: str, upstream: dict, converted: dict | None = None) -> Path:
-    """A one-entry manifest (the package entry's descriptive fields, the given files)."""
-    package = json.loads(PACKAGE_MANIFEST.read_text())["weights"][key]
-    entry = dict(package, upstream=dict(upstream, citation={}),
-                 converted=converted or {"file": None, "urls": [], "size": None, "sha256": None})
-    path.write_text(json.dumps({"schema_version": 1, "weights": {key: entry}}))
+    """A weights record (ZOO_MANIFEST format) that points ``key`` at the given upstream and converted files."""
+    entry = {"upstream": dict(upstream, citation={}),
+             "converted": converted or {"file": None, "urls": [], "size": None, "sha256": None}}
+    path.write_text(json.dumps({"schema_version": 2, "weights": {key: entry}}))
     return path
 
 

@@ -1,0 +1,186 @@
+"""README.md stays true: its Python snippets run, its two set-up commands are intact, its links resolve.
+
+The snippets use ``weights="mlperf"`` / ``weights="nvidia"``. Here they run offline
+on stand-in weights: the ``standin_weights_env`` fixture writes stand-ins of the
+three upstream files into ``$ZOO_HOME/upstream`` and points the hub at a weights
+record (``ZOO_MANIFEST``) whose upstream checksums are the stand-ins', with
+``ZOO_OFFLINE=1``, so the README's code takes the same route a user's first call
+takes when the release is already on disk (checked, converted, cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity import ROOT
+
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+# The two set-up commands as .ci/run and users run them; change them here and in README together.
+MAIN_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[keras,eval]" '
+                '&& .venv/bin/python -m zoo.demo')
+TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[keras,dev,bench]" '
+                '&& .venv/bin/python -m pytest -q')
+
+_FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```$", re.S | re.M)
+_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """(first line number, code) of every ```python block, in order."""
+    return [(text.count("\n", 0, m.start()) + 2, m.group(2)) for m in _FENCE.finditer(text) if m.group(1) == "python"]
+
+
+def heading_anchors(text: str) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings (lowercase, punctuation dropped, spaces to dashes)."""
+    prose = _FENCE.sub("", text)
+    anchors = set()
+    for line in prose.splitlines():
+        if m := re.match(r"#{1,6}\s+(.*)", line):
+            anchors.add(re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-"))
+    return anchors
+
+
+# --- the two set-up commands ------------------------------------------------------------------------
+
+
+def _block_after(text: str, marker: str) -> list[str]:
+    """The lines of the fenced block that directly follows ``marker``."""
+    after = text.split(marker, 1)[1].lstrip("\n")
+    m = _FENCE.match(after)
+    assert m, f"no fenced block right after {marker}"
+    assert m.group(1) == "sh", f"the block after {marker} is not a ```sh block"
+    return m.group(2).strip("\n").splitlines()
+
+
+def test_readme_has_exactly_the_two_marked_setup_commands():
+    text = README.read_text()
+    assert text.count("<!-- main-command -->") == 1 and text.count("<!-- test-command -->") == 1
+    assert text.index("<!-- main-command -->") < text.index("<!-- test-command -->")
+    assert _block_after(text, "<!-- main-command -->") == [MAIN_COMMAND]
+    assert _block_after(text, "<!-- test-command -->") == [TEST_COMMAND]
+    # .ci/run's own extraction (awk: the first line after the ```sh following the marker) finds it too.
+    awk = subprocess.run(["awk", '/<!-- test-command -->/{found=1; next} found && /^```sh/{getline; print; exit}',
+                          str(README)], capture_output=True, text=True, check=True)
+    assert awk.stdout.strip() == TEST_COMMAND
+
+
+# --- links ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relative_links_point_to_existing_files(doc: Path):
+    text = _FENCE.sub("", doc.read_text())
+    broken = []
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:, ...
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (doc.parent / path).resolve() if path else doc
+        if not resolved.exists():
+            broken.append(f"{target}: no file {resolved}")
+        elif anchor and resolved.suffix == ".md" and anchor not in heading_anchors(resolved.read_text()):
+            broken.append(f"{target}: no heading with anchor #{anchor} in {resolved.name}")
+    assert not broken, f"{doc.name}: broken links:\n" + "\n".join(broken)
+
+
+def test_readme_links_to_every_doc():
+    text = README.read_text()
+    assert DOCS, "docs/*.md is missing"
+    missing = [d.name for d in DOCS if f"(docs/{d.name}" not in text]
+    assert not missing, f"README.md does not link to {missing}"
+
+
+def test_link_checker_catches_a_broken_link(tmp_path):
+    doc = tmp_path / "x.md"
+    (tmp_path / "there.md").write_text("# A heading\n")
+    doc.write_text("[ok](there.md) [ok](there.md#a-heading) [web](https://example.com) "
+                   "[gone](nowhere.md) [bad anchor](there.md#nope)\n")
+    with pytest.raises(AssertionError, match=r"nowhere\.md(.|\n)*#nope"):
+        test_relative_links_point_to_existing_files(doc)
+
+
+# --- the snippets -----------------------------------------------------------------------------------
+
+
+def _write_standins(upstream: Path) -> dict[str, Path]:
+    """Stand-ins of the three upstream files, in their release formats, keyed '<model>.<tag>'."""
+    from zoo.standins.flownet2_sd import write_checkpoint
+    from zoo.standins.mobilenet_v1 import write_release
+    from zoo.standins.resnet50 import write_frozen_pb
+
+    return {
+        "mobilenet_v1.mlperf": write_release(upstream, seed=1),
+        "resnet50.mlperf": write_frozen_pb(upstream / "resnet50_v1.pb", seed=1),
+        "flownet2_sd.nvidia": write_checkpoint(upstream / "FlowNet2-SD_checkpoint.pth.tar", seed=1),
+    }
+
+
+@pytest.fixture(scope="module")
+def standin_weights_env(tmp_path_factory, tf) -> dict[str, str]:
+    """Environment in which weights="mlperf"/"nvidia" resolve offline to stand-in weights.
+
+    The one place that knows how tests point the hub elsewhere (ZOO_HOME,
+    ZOO_MANIFEST with per-tag "upstream" overrides, ZOO_OFFLINE): adapt it here
+    if that mechanism changes.
+    """
+    from zoo.manifest import load_manifest
+
+    root = tmp_path_factory.mktemp("readme")
+    home = root / "zoo-home"
+    files = _write_standins(home / "upstream")
+    registered = load_manifest()
+    weights = {}
+    for key, path in files.items():
+        model, tag = key.split(".")
+        upstream = registered.entry(model, tag).upstream
+        assert path.name == upstream.file, f"stand-in {path.name} is not the release's {upstream.file}"
+        weights[key] = {"upstream": {
+            "file": upstream.file, "urls": list(upstream.urls), "size": path.stat().st_size,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "md5": None}}
+    record = root / "standin-weights.json"
+    record.write_text(json.dumps({"schema_version": 2, "weights": weights}))
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_WEIGHTS_URL"}
+    env.update(ZOO_HOME=str(home), ZOO_MANIFEST=str(record), ZOO_OFFLINE="1", ZOO_QUIET="1",
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    return env
+
+
+# Runs each block with exec in one namespace, so a traceback names the README line.
+_RUNNER = """
+import json, sys
+namespace = {"__name__": "__main__"}
+for line, code in json.load(open(sys.argv[1])):
+    print(f"--- README.md block at line {line}", flush=True)
+    exec(compile(code, f"README.md:{line}", "exec"), namespace)
+print("--- all README blocks ran", flush=True)
+"""
+
+
+def test_readme_python_blocks_run(standin_weights_env, tmp_path):
+    blocks = python_blocks(README.read_text())
+    assert len(blocks) >= 3, "the quickstart's python blocks are gone"
+    text = "\n".join(code for _, code in blocks)
+    for used in ("zoo.create_model(", 'weights="mlperf"', 'weights="nvidia"', 'framework="keras"', "estimate_flow"):
+        assert used in text, f"the quickstart no longer shows {used}"
+    (tmp_path / "blocks.json").write_text(json.dumps(blocks))
+    result = subprocess.run([sys.executable, "-c", _RUNNER, str(tmp_path / "blocks.json")], cwd=tmp_path,
+                            env=standin_weights_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    assert "--- all README blocks ran" in result.stdout
+    # The snippets took the offline route: stand-ins converted into the cache, the flow PNG written.
+    home = Path(standin_weights_env["ZOO_HOME"])
+    converted = sorted(p.name.split("-")[0] for p in (home / "weights").glob("*.safetensors"))
+    assert converted == ["flownet2_sd", "mobilenet_v1", "resnet50"], converted
+    assert (tmp_path / "motorcycle_flow.png").stat().st_size > 0
+    assert "top-5" in result.stdout and "flow field: (1, 2, 500, 741)" in result.stdout
+    assert "Keras and PyTorch agree on top-1: True" in result.stdout
