@@ -77,3 +77,72 @@ def image_set(tmp_path_factory) -> tuple[Path, Path]:
         cv2.imwrite(str(folder / name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
         entries.append(ValEntry(name, i))
     return folder, write_val_map(folder / "val_map.txt", entries)
+
+
+class StandIns:
+    """Stand-in upstream files (seed 0, the upstream formats) and their conversions, each made once per session.
+
+    Writing a stand-in release costs seconds (MobileNet's .tgz holds a checkpoint,
+    a frozen graph and a TFLite file); every module that needs one shares these.
+    Treat the files as read-only: copy one before changing it.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._made: dict[str, Path] = {}
+
+    def _once(self, key: str, make) -> Path:
+        if key not in self._made:
+            folder = self.root / key
+            folder.mkdir(parents=True, exist_ok=True)
+            self._made[key] = make(folder)
+        return self._made[key]
+
+    def mobilenet_release(self) -> Path:
+        """mobilenet_v1_1.0_224.tgz, the MLPerf release's seven members."""
+        from zoo.standins import mobilenet_v1
+
+        return self._once("mobilenet_v1", lambda folder: mobilenet_v1.write_release(folder, seed=0))
+
+    def mobilenet_frozen_pb(self) -> Path:
+        """The release's mobilenet_v1_1.0_224_frozen.pb member, extracted."""
+        import tarfile
+
+        def extract(folder: Path) -> Path:
+            name = "mobilenet_v1_1.0_224_frozen.pb"
+            with tarfile.open(self.mobilenet_release()) as tar:
+                (folder / name).write_bytes(tar.extractfile(name).read())
+            return folder / name
+
+        return self._once("mobilenet_v1_frozen", extract)
+
+    def resnet50_pb(self) -> Path:
+        """resnet50_v1.pb, the frozen graph."""
+        from zoo.standins import resnet50
+
+        return self._once("resnet50", lambda folder: resnet50.write_frozen_pb(folder / "resnet50_v1.pb", seed=0))
+
+    def flownet2_sd_checkpoint(self) -> Path:
+        """FlowNet2-SD_checkpoint.pth.tar, NVIDIA's checkpoint format."""
+        from zoo.standins import flownet2_sd
+
+        return self._once("flownet2_sd",
+                          lambda folder: flownet2_sd.write_checkpoint(folder / "FlowNet2-SD_checkpoint.pth.tar", seed=0))
+
+    def source(self, model: str) -> Path:
+        """The upstream file ``weights="mlperf"``/``"nvidia"`` would download for ``model``."""
+        return {"mobilenet_v1": self.mobilenet_release, "resnet50": self.resnet50_pb,
+                "flownet2_sd": self.flownet2_sd_checkpoint}[model]()
+
+    def converted(self, model: str) -> Path:
+        """``model``'s stand-in converted by zoo's converter to .safetensors."""
+        from zoo.registry import get_model_entry
+
+        convert = get_model_entry(model).load("converter")
+        return self._once(f"{model}_converted", lambda folder: convert(self.source(model), folder / f"{model}.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory) -> StandIns:
+    """Stand-in upstream files and conversions shared by every test module (see :class:`StandIns`)."""
+    return StandIns(tmp_path_factory.mktemp("standins"))

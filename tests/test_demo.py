@@ -43,12 +43,14 @@ def test_main_job_with_real_weights_prints_top5(tf, tmp_path):
     save_file(state, str(tmp_path / "m.safetensors"))
     labels = tmp_path / "synset_words.txt"
     labels.write_text("".join(f"n{i:08d} class{i}, alias\n" for i in range(1000)))
-    result = _demo("--weights", f"mobilenet_v1={tmp_path / 'm.safetensors'}", "--labels", str(labels))
+    # One model only: the parity of all three is the test above.
+    result = _demo("--models", "mobilenet_v1", "--weights", f"mobilenet_v1={tmp_path / 'm.safetensors'}",
+                   "--labels", str(labels))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mobilenet_v1 (torch) top-5" in result.stdout
     chelsea = next(line for line in result.stdout.splitlines() if line.strip().startswith("chelsea"))
     assert chelsea.count(";") == 4 and "class" in chelsea
-    assert _verdicts(result.stdout)[("resnet50", "keras")] == "exact"
+    assert "resnet50" not in result.stdout
 
 
 def test_building_block_table(tf):

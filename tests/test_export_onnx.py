@@ -38,31 +38,15 @@ FLOW_TOL = 1e-3  # pixels
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory) -> dict[str, Path]:
-    """Lazily converted stand-in weights per model (the classifiers' stand-ins need TensorFlow)."""
-    return {"_dir": tmp_path_factory.mktemp("export")}
+def converted(standins):
+    """The session's converted stand-ins (the classifiers' stand-ins need TensorFlow to be written)."""
+    return standins
 
 
-def _weights(converted: dict, model: str) -> Path:
-    if model in converted:
-        return converted[model]
-    work = converted["_dir"]
-    convert = get_model_entry(model).load("converter")
-    if model == "flownet2_sd":
-        from zoo.standins.flownet2_sd import write_checkpoint
-
-        source = write_checkpoint(work / "FlowNet2-SD_checkpoint.pth.tar", seed=1)
-    else:
-        pytest.importorskip("tensorflow")  # the stand-in graphs are written with TF's protos
-        upstream = importlib.import_module(f"zoo.standins.{model}")
-        if model == "mobilenet_v1":
-            source = work / "mobilenet_v1_1.0_224_frozen.pb"
-            graph = upstream.frozen_graph_def(upstream.model_variables(upstream.make_variables(seed=1)), 224)
-            source.write_bytes(graph.SerializeToString(deterministic=True))
-        else:
-            source = upstream.write_frozen_pb(work / "resnet50_v1.pb", seed=1)
-    converted[model] = Path(convert(source, work / f"{model}.safetensors"))
-    return converted[model]
+def _weights(standins, model: str) -> Path:
+    if model != "flownet2_sd":
+        require_module("tensorflow")  # the stand-in graphs are written with TF's protos
+    return standins.converted(model)
 
 
 def _ort_run(path: Path, x: torch.Tensor) -> np.ndarray:

@@ -28,10 +28,8 @@ FLOW_TOL = 1e-3
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    from zoo.standins.flownet2_sd import write_checkpoint
-
-    return write_checkpoint(tmp_path_factory.mktemp("flownet") / "FlowNet2-SD_checkpoint.pth.tar", seed=0)
+def checkpoint(standins) -> Path:
+    return standins.flownet2_sd_checkpoint()
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +38,8 @@ def state(checkpoint) -> dict:
 
 
 @pytest.fixture(scope="module")
-def converted(checkpoint, tmp_path_factory) -> Path:
-    from zoo.convert.flownet2_sd import convert
-
-    return convert(checkpoint, tmp_path_factory.mktemp("converted") / "f.safetensors")
+def converted(checkpoint, standins) -> Path:
+    return standins.converted("flownet2_sd")
 
 
 @pytest.fixture(scope="module")

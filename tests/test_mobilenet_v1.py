@@ -35,9 +35,8 @@ def upstream(tf):
 
 
 @pytest.fixture(scope="module")
-def release(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mobilenet_release")
-    tgz = upstream.write_release(folder, seed=0)
+def release(upstream, standins):
+    tgz = standins.mobilenet_release()
     variables = upstream.make_variables(0)
     with tarfile.open(tgz) as tar:
         frozen_bytes = tar.extractfile(FROZEN).read()
@@ -45,10 +44,8 @@ def release(upstream, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def converted(release, tmp_path_factory) -> Path:
-    from zoo.convert.mobilenet_v1 import convert
-
-    return convert(release.tgz, tmp_path_factory.mktemp("converted") / "m.safetensors")
+def converted(release, standins) -> Path:
+    return standins.converted("mobilenet_v1")
 
 
 @pytest.fixture(scope="module")

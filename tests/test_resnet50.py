@@ -31,17 +31,13 @@ def upstream(tf):
 
 
 @pytest.fixture(scope="module")
-def release(upstream, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("resnet50_release")
-    pb = upstream.write_frozen_pb(folder / "resnet50_v1.pb", seed=0)
-    return SimpleNamespace(pb=pb, weights=upstream.make_weights(0))
+def release(upstream, standins):
+    return SimpleNamespace(pb=standins.resnet50_pb(), weights=upstream.make_weights(0))
 
 
 @pytest.fixture(scope="module")
-def converted(release, tmp_path_factory):
-    from zoo.convert.resnet50 import convert
-
-    return convert(release.pb, tmp_path_factory.mktemp("converted") / "r.safetensors")
+def converted(release, standins):
+    return standins.converted("resnet50")
 
 
 @pytest.fixture(scope="module")

@@ -45,10 +45,10 @@ def _extract(tar: tarfile.TarFile, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def release(tf, tmp_path_factory) -> Path:
-    """The stand-in tgz, extracted; written once for the module."""
-    tgz = mv1.write_release(tmp_path_factory.mktemp("release"), seed=0)
-    out = tgz.parent / "x"
+def release(tf, standins, tmp_path_factory) -> Path:
+    """The stand-in tgz (written once per session), extracted."""
+    tgz = standins.mobilenet_release()
+    out = tmp_path_factory.mktemp("release") / "x"
     with tarfile.open(tgz) as tar:
         _extract(tar, out)
     return out

@@ -156,13 +156,12 @@ def test_val_map_naming_missing_arrays_is_an_error(script, mobilenet, capsys, tm
     assert "preprocessed for mobilenet_v1" in capsys.readouterr().err
 
 
-def test_resnet50_teacher_labels_nchw(script, tf, keras, image_set, tmp_path_factory, capsys):
+def test_resnet50_teacher_labels_nchw(script, tf, keras, image_set, standins, tmp_path_factory, capsys):
     from zoo.convert.resnet50 import convert
     from zoo.standins import resnet50 as upstream
 
     folder = tmp_path_factory.mktemp("resnet_eval")
-    pb = upstream.write_frozen_pb(folder / "resnet50_v1.pb", seed=0)
-    weights = convert(pb, folder / "r.safetensors")
+    pb, weights = standins.resnet50_pb(), standins.converted("resnet50")
     images, val_map = image_set
     entries = read_val_map(val_map)[:LIMIT_RESNET]  # 8 of ../shared's images, or the 4 skimage photos
     result = preprocess_images("resnet50", images, val_map, folder / "cache", layout="NCHW", limit=len(entries),

@@ -34,12 +34,8 @@ def _flow_data() -> Path:
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    from zoo.convert.flownet2_sd import convert
-    from zoo.standins.flownet2_sd import write_checkpoint
-
-    folder = tmp_path_factory.mktemp("flownet")
-    return convert(write_checkpoint(folder / "FlowNet2-SD_checkpoint.pth.tar", seed=0), folder / "fn.safetensors")
+def weights(standins) -> Path:
+    return standins.converted("flownet2_sd")
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,9 @@ from typing import Callable
 
 import numpy as np
 
+from .cli import run_cli
+
+MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 LOGIT_TOL = 1e-4  # fp32 parity on logits, relative to their scale beyond 10
 FLOW_TOL = 1e-3  # pixels
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", action="append", default=[], metavar="MODEL=PATH_OR_TAG")
     parser.add_argument("--labels", help="synset_words.txt, to print class names with --weights")
     parser.add_argument("--layers", action="store_true", help="print the building-block table instead")
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to run (default: all)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.layers:
@@ -171,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = dict(item.split("=", 1) for item in args.weights)
     except ValueError:
         parser.error("--weights takes MODEL=PATH_OR_TAG")
-    unknown = set(weights) - {"mobilenet_v1", "resnet50", "flownet2_sd"}
+    unknown = set(weights) - set(MODELS)
     if unknown:
         parser.error(f"unknown model(s) in --weights: {', '.join(sorted(unknown))}")
     try:
@@ -183,9 +187,12 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="zoo-demo-") as tmp:
         workdir = Path(tmp)
-        rows = _classifier_rows("mobilenet_v1", workdir, weights.get("mobilenet_v1"))
-        rows += _classifier_rows("resnet50", workdir, weights.get("resnet50"))
-        rows += _flownet_rows(workdir, weights.get("flownet2_sd"))
+        rows = []
+        for name in (m for m in MODELS if m in args.models):
+            if name == "flownet2_sd":
+                rows += _flownet_rows(workdir, weights.get(name))
+            else:
+                rows += _classifier_rows(name, workdir, weights.get(name))
 
     header = f"{'model':13} {'framework':18} {'max |diff| vs upstream':>23} {'top-1 agreement':>16} {'time s':>7}  verdict"
     print(header)
@@ -213,4 +220,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)
