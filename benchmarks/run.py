@@ -44,6 +44,7 @@ import harness  # noqa: E402
 import variants  # noqa: E402
 from harness import Mode  # noqa: E402
 
+from zoo.cli import run_cli  # noqa: E402
 from zoo.export import example_input  # noqa: E402
 from zoo.fold import FusedConvAct, fast_inference_model  # noqa: E402
 from zoo.registry import get_model_entry  # noqa: E402
@@ -59,8 +60,9 @@ MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
 MALLOC_TUNING = {"MALLOC_MMAP_THRESHOLD_": str(2**31), "MALLOC_TRIM_THRESHOLD_": str(2**31)}
 MALLOC_MARK = "ZOO_BENCH_MALLOC_TUNED"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_MARKERS = ("<!-- benchmark-results -->", "<!-- /benchmark-results -->")
+# `--readme` writes the report into this page, between these markers (the README links to it).
+RESULTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+RESULTS_MARKERS = ("<!-- benchmark-results -->", "<!-- /benchmark-results -->")
 UNIT = {"mobilenet_v1": "img/s", "resnet50": "img/s", "flownet2_sd": "pairs/s"}
 SAMPLE = {"mobilenet_v1": "image", "resnet50": "image", "flownet2_sd": "pair"}
 # Published per-image cost, for the cross-check of the counted FLOPs (issue item 1).
@@ -429,7 +431,7 @@ def _fmt(value: float | None, spec: str, empty: str = "-") -> str:
 
 
 def markdown(report: dict) -> str:
-    """The report as the Markdown the README embeds."""
+    """The report as the Markdown that docs/benchmarks.md embeds."""
     m = report["machine"]
     ceiling = report["ceiling"]
     lines = [
@@ -511,14 +513,13 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, report_markdown: str) -> None:
-    """Replace what lies between README's benchmark markers with the report (its headings one level down)."""
-    text = readme.read_text()
-    begin, end = text.find(README_MARKERS[0]), text.find(README_MARKERS[1])
+def update_results_doc(doc: Path, report_markdown: str) -> None:
+    """Replace what lies between ``doc``'s benchmark markers with the report, as it is."""
+    text = doc.read_text()
+    begin, end = text.find(RESULTS_MARKERS[0]), text.find(RESULTS_MARKERS[1])
     if begin < 0 or end < begin:
-        raise SystemExit(f"{readme} has no {README_MARKERS[0]} ... {README_MARKERS[1]} block")
-    body = "\n".join("#" + line if line.startswith("### ") else line for line in report_markdown.strip().splitlines())
-    harness.write_atomic(readme, f"{text[:begin]}{README_MARKERS[0]}\n{body}\n{text[end:]}")
+        raise SystemExit(f"{doc} has no {RESULTS_MARKERS[0]} ... {RESULTS_MARKERS[1]} block")
+    harness.write_atomic(doc, f"{text[:begin]}{RESULTS_MARKERS[0]}\n{report_markdown.strip()}\n{text[end:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
                              "so freed activations are reused, not page-faulted anew)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR, help="where latest.md and latest.json go")
     parser.add_argument("--readme", action="store_true",
-                        help="also put the report into README.md (between its benchmark markers)")
+                        help="also put the report into docs/benchmarks.md (between its benchmark markers)")
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(models) - set(MODELS)
@@ -611,12 +612,12 @@ def main(argv: list[str] | None = None) -> int:
     harness.write_json(args.out_dir / "latest.json", report)
     harness.write_atomic(args.out_dir / "latest.md", text)
     if args.readme:
-        update_readme(README, text)
-        log(f"updated {README}")
+        update_results_doc(RESULTS_DOC, text)
+        log(f"updated {RESULTS_DOC}")
     print(text)
     log(f"wrote {args.out_dir / 'latest.md'} and latest.json in {report['wall_s']} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
 from zoo.export import DEFAULT_OPSET, DEFAULT_SIZES, MIN_OPSET, onnx_op_counts, onnx_opset
 from zoo.registry import list_models
@@ -56,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = export_model(args.model, args.weights, args.out, batch=args.batch, size=size, opset=args.opset)
     except ZooError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     counts = onnx_op_counts(out)
     print(f"wrote {out}: opset {onnx_opset(out)}, input {args.batch}x{size[0]}x{size[1]}, "
           f"{sum(counts.values())} nodes, {counts.get('Pad', 0)} Pad")
@@ -92,4 +92,4 @@ def _check(model: str, weights: str, path: str, batch: int, size: tuple[int, int
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
+from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
 from zoo.eval.imagenet import LAYOUTS, MLPERF_DATASETS, preprocess_images
 
@@ -35,12 +35,11 @@ def main(argv: list[str] | None = None) -> int:
                                    workers=args.workers, strict=args.strict, limit=args.limit,
                                    progress=not args.quiet)
     except (ZooError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     print(f"{result.out_dir}: {result.written} written, {result.already_done} already done, "
           f"{len(result.failed)} missing or unreadable")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -11,8 +11,8 @@ and rank 0 prints and writes the report; the result equals a single process's.
 from __future__ import annotations
 
 import argparse
-import sys
 
+from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
 from zoo.eval.accuracy import FRAMEWORKS, evaluate_arrays, format_summary, init_distributed, make_predictor, write_report
 from zoo.eval.imagenet import MLPERF_DATASETS, open_arrays
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate_arrays(args.model, dataset, predictors, batch_size=args.batch_size, ctx=ctx,
                                  progress=not args.quiet, info=info)
     except (ZooError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     finally:
         if ctx.world_size > 1:
             import torch.distributed as dist
@@ -71,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

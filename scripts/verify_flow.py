@@ -4,14 +4,16 @@
     python scripts/verify_flow.py --weights flownet2_sd.safetensors --data sintel/ --png-dir flow_png/
 
 Sintel frames (436x1024) are centre-cropped to 384x1024, as NVIDIA's MpiSintel
-loader (StaticCenterCrop) does; pixels marked in invalid.png are left out.
+loader (StaticCenterCrop) does. The EPE is reported twice: over all pixels
+(epe_all_pixels, what NVIDIA's losses.EPE computes) and with the pixels
+Sintel's invalid.png marks left out (epe_valid_pixels).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
+from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
 from zoo.eval.accuracy import write_report
 from zoo.eval.flow_eval import FLOW_FRAMEWORKS, evaluate_flow, find_pairs, format_table, make_flow_predictor
@@ -32,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         predict = make_flow_predictor(args.framework, args.weights)
         result = evaluate_flow(pairs, predict, png_dir=args.png_dir, progress=not args.quiet)
     except (ZooError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report_error(error)
     result = {"model": "flownet2_sd", "framework": args.framework, "weights": args.weights, "data": args.data, **result}
     print(format_table(result))
     if args.report:
@@ -42,4 +43,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

@@ -246,13 +246,13 @@ def test_resnet50_unfused_batch_norm_epsilon_is_read(tf, resnet, tmp_path):
 # --- MobileNet-v1 ---------------------------------------------------------------------
 
 
-def test_mobilenet_release_passes_and_records_the_graph_epsilon(tf, mobilenet, tmp_path):
+def test_mobilenet_release_passes_and_records_the_graph_epsilon(tf, mobilenet, standins, tmp_path):
     import zoo
     from safetensors import safe_open
     from zoo.convert.mobilenet_v1 import convert
 
-    tgz = mobilenet.standin.write_release(tmp_path, seed=0)
-    out = convert(tgz, tmp_path / "m.safetensors")
+    tgz = standins.mobilenet_release()
+    out = standins.converted("mobilenet_v1")  # the release .tgz, converted
     with safe_open(str(out), "np") as f:
         meta = f.metadata()
     stored = {n.attr["epsilon"].f for n in mobilenet.graph.node if n.op.startswith("FusedBatchNorm")}

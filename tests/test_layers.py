@@ -213,12 +213,55 @@ def test_avg_pool2d_same_matches_tf(tf, rng, kernel, stride):
 # --- batch norm -----------------------------------------------------------------
 
 
+def test_tf_fused_batch_norm_epsilon_facts(tf):
+    """Which epsilon floor applies where, settled against TensorFlow itself.
+
+    The ops FusedBatchNorm and FusedBatchNormV3 compute with their epsilon attr
+    as given, 1e-6 included; TF 2's wrapper tf.compat.v1.nn.fused_batch_norm
+    (tf.nn has none in TF 2) neither raises it when computing nor when storing
+    it in the node. Only TF 1.x's wrapper raised values below 1.001e-5 while
+    building the node (tensorflow/python/ops/nn_impl.py, "min_epsilon =
+    1.001e-5"), which TF 2 cannot run, so that rule is written out here:
+    zoo.layers.tf1_fused_bn_epsilon applies it, and only when asked.
+    """
+    from zoo.layers import tf1_fused_bn_epsilon, tf_fused_bn_epsilon
+
+    variance = np.array([1e-6], np.float32)  # outputs for 1e-6 / 1e-5 / 1.001e-5 differ by > 1e-4
+    x = np.ones((1, 2, 2, 1), np.float32)
+    one, zero = np.ones(1, np.float32), np.zeros(1, np.float32)
+
+    def expected(epsilon: float) -> float:
+        return float(1.0 / np.sqrt(np.float64(variance[0]) + np.float32(epsilon)))
+
+    for epsilon in (1e-6, 1e-5):
+        args = dict(x=x, scale=one, offset=zero, mean=zero, variance=variance, epsilon=epsilon, is_training=False)
+        outputs = {
+            "FusedBatchNorm": tf.raw_ops.FusedBatchNorm(**args)[0],
+            "FusedBatchNormV3": tf.raw_ops.FusedBatchNormV3(**args)[0],
+            "compat.v1.nn.fused_batch_norm": tf.compat.v1.nn.fused_batch_norm(
+                x, one, zero, zero, variance, epsilon=epsilon, is_training=False
+            )[0],
+        }
+        for name, y in outputs.items():
+            got = float(np.asarray(y).reshape(-1)[0])
+            assert got == pytest.approx(expected(epsilon), rel=1e-5), f"{name} epsilon {epsilon}"
+            if epsilon < 1.001e-5:
+                assert got != pytest.approx(expected(1.001e-5), rel=1e-4), f"{name} applied a floor"
+        with tf.Graph().as_default() as graph:
+            tf.compat.v1.nn.fused_batch_norm(tf.constant(x), one, zero, zero, variance, epsilon=epsilon, is_training=False)
+        stored = [n.attr["epsilon"].f for n in graph.as_graph_def().node if n.op.startswith("FusedBatchNorm")]
+        assert stored == [pytest.approx(float(np.float32(epsilon)), rel=1e-7)], "TF 2's wrapper stores epsilon unchanged"
+        # zoo: the given (stored) epsilon exactly; TF 1.x's building floor only on request.
+        assert tf_fused_bn_epsilon(epsilon) == epsilon
+        assert batch_norm_2d_tf(3, epsilon=epsilon).eps == epsilon
+        assert tf1_fused_bn_epsilon(epsilon) == max(epsilon, 1.001e-5)
+
+
 @pytest.mark.parametrize("epsilon", [1e-6, 1e-5, 1.001e-5, 1e-3])
 def test_batch_norm_tf_matches_fused_batch_norm(tf, rng, epsilon):
-    # TF 1.x tf.nn.fused_batch_norm raised epsilon to at least 1.001e-5 (the
-    # documented TF 1.x floor, written out here independently of zoo); TF 2.x's
-    # op applies whatever it is given, so the graph value is passed explicitly.
-    graph_epsilon = max(epsilon, 1.001e-5)
+    # batch_norm_2d_tf is given what the graph's node stores and computes with
+    # exactly that, below TF 1.x's 1.001e-5 too (see the test above).
+    graph_epsilon = epsilon
     channels = 5
     x = rng.standard_normal((2, 6, 7, channels)).astype(np.float32)
     gamma = rng.uniform(0.5, 1.5, channels).astype(np.float32)

@@ -261,3 +261,22 @@ def test_publish_weights_index_writes_the_index(tmp_path, capsys):
     out = tmp_path / "index.md"
     assert script.main(["--index", str(out)]) == 0
     assert out.read_text() == INDEX_PATH.read_text()
+
+
+def test_fetch_upstream_record_for_a_package_tag_prints_what_to_pin_in_the_registry(tmp_path, monkeypatch, capsys):
+    import hashlib
+    import importlib.util
+
+    monkeypatch.delenv("ZOO_MANIFEST", raising=False)
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    data = b"stand-in checkpoint"
+    (tmp_path / "FlowNet2-SD_checkpoint.pth.tar").write_bytes(data)  # already there: no download
+    spec = importlib.util.spec_from_file_location("zoo_script_fetch", ROOT / "scripts" / "fetch_upstream.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    before = PUBLISHED_RECORD.read_bytes()
+    assert script.main(["flownet2_sd", "--record", "--dest", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"sha256='{hashlib.sha256(data).hexdigest()}'" in out and f"size={len(data)}" in out
+    assert "zoo/registry.py" in out
+    assert PUBLISHED_RECORD.read_bytes() == before

@@ -1,8 +1,9 @@
 """README.md stays true: its Python snippets run, its two set-up commands are intact, its links resolve.
 
 The snippets use ``weights="mlperf"`` / ``weights="nvidia"``. Here they run offline
-on stand-in weights: the ``standin_weights_env`` fixture writes stand-ins of the
-three upstream files into ``$ZOO_HOME/upstream`` and points the hub at a weights
+on stand-in weights: the ``standin_weights_env`` fixture places the session's
+stand-ins of the three upstream files (conftest's ``standins``) in
+``$ZOO_HOME/upstream`` and points the hub at a weights
 record (``ZOO_MANIFEST``) whose upstream checksums are the stand-ins', with
 ``ZOO_OFFLINE=1``, so the README's code takes the same route a user's first call
 takes when the release is already on disk (checked, converted, cached).
@@ -112,58 +113,59 @@ def test_link_checker_catches_a_broken_link(tmp_path):
 # --- the snippets -----------------------------------------------------------------------------------
 
 
-def _write_standins(upstream: Path) -> dict[str, Path]:
-    """Stand-ins of the three upstream files, in their release formats, keyed '<model>.<tag>'."""
-    from zoo.standins.flownet2_sd import write_checkpoint
-    from zoo.standins.mobilenet_v1 import write_release
-    from zoo.standins.resnet50 import write_frozen_pb
-
-    return {
-        "mobilenet_v1.mlperf": write_release(upstream, seed=1),
-        "resnet50.mlperf": write_frozen_pb(upstream / "resnet50_v1.pb", seed=1),
-        "flownet2_sd.nvidia": write_checkpoint(upstream / "FlowNet2-SD_checkpoint.pth.tar", seed=1),
-    }
-
-
 @pytest.fixture(scope="module")
-def standin_weights_env(tmp_path_factory, tf) -> dict[str, str]:
+def standin_weights_env(tmp_path_factory, tf, standins) -> dict[str, str]:
     """Environment in which weights="mlperf"/"nvidia" resolve offline to stand-in weights.
 
     The one place that knows how tests point the hub elsewhere (ZOO_HOME,
     ZOO_MANIFEST with per-tag "upstream" overrides, ZOO_OFFLINE): adapt it here
     if that mechanism changes.
     """
-    from zoo.manifest import load_manifest
+    from zoo.manifest import SCHEMA_VERSION, load_manifest
 
     root = tmp_path_factory.mktemp("readme")
     home = root / "zoo-home"
-    files = _write_standins(home / "upstream")
+    (home / "upstream").mkdir(parents=True)
     registered = load_manifest()
     weights = {}
-    for key, path in files.items():
+    for key in ("mobilenet_v1.mlperf", "resnet50.mlperf", "flownet2_sd.nvidia"):
         model, tag = key.split(".")
         upstream = registered.entry(model, tag).upstream
-        assert path.name == upstream.file, f"stand-in {path.name} is not the release's {upstream.file}"
+        # The session's stand-in (conftest.StandIns), placed where a user copies the release for offline use.
+        path = home / "upstream" / upstream.file
+        path.symlink_to(standins.source(model))
         weights[key] = {"upstream": {
             "file": upstream.file, "urls": list(upstream.urls), "size": path.stat().st_size,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "md5": None}}
     record = root / "standin-weights.json"
-    record.write_text(json.dumps({"schema_version": 2, "weights": weights}))
+    record.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "weights": weights}))
     env = {k: v for k, v in os.environ.items() if k != "ZOO_WEIGHTS_URL"}
     env.update(ZOO_HOME=str(home), ZOO_MANIFEST=str(record), ZOO_OFFLINE="1", ZOO_QUIET="1",
                TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
     return env
 
 
-# Runs each block with exec in one namespace, so a traceback names the README line.
+# Runs each block with exec in one namespace, so a traceback names the file and line.
 _RUNNER = """
 import json, sys
 namespace = {"__name__": "__main__"}
-for line, code in json.load(open(sys.argv[1])):
-    print(f"--- README.md block at line {line}", flush=True)
-    exec(compile(code, f"README.md:{line}", "exec"), namespace)
-print("--- all README blocks ran", flush=True)
+name, blocks = json.load(open(sys.argv[1]))
+for line, code in blocks:
+    print(f"--- {name} block at line {line}", flush=True)
+    exec(compile(code, f"{name}:{line}", "exec"), namespace)
+print(f"--- all {name} blocks ran", flush=True)
 """
+
+
+def run_blocks(doc: Path, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``doc``'s python blocks in order in one fresh interpreter; fail with its output if one raises."""
+    name = doc.relative_to(ROOT).as_posix()
+    (cwd / "blocks.json").write_text(json.dumps([name, python_blocks(doc.read_text())]))
+    result = subprocess.run([sys.executable, "-c", _RUNNER, str(cwd / "blocks.json")], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
+    assert f"--- all {name} blocks ran" in result.stdout
+    return result
 
 
 def test_readme_python_blocks_run(standin_weights_env, tmp_path):
@@ -172,11 +174,7 @@ def test_readme_python_blocks_run(standin_weights_env, tmp_path):
     text = "\n".join(code for _, code in blocks)
     for used in ("zoo.create_model(", 'weights="mlperf"', 'weights="nvidia"', 'framework="keras"', "estimate_flow"):
         assert used in text, f"the quickstart no longer shows {used}"
-    (tmp_path / "blocks.json").write_text(json.dumps(blocks))
-    result = subprocess.run([sys.executable, "-c", _RUNNER, str(tmp_path / "blocks.json")], cwd=tmp_path,
-                            env=standin_weights_env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-8000:]
-    assert "--- all README blocks ran" in result.stdout
+    result = run_blocks(README, standin_weights_env, tmp_path)
     # The snippets took the offline route: stand-ins converted into the cache, the flow PNG written.
     home = Path(standin_weights_env["ZOO_HOME"])
     converted = sorted(p.name.split("-")[0] for p in (home / "weights").glob("*.safetensors"))
@@ -184,3 +182,16 @@ def test_readme_python_blocks_run(standin_weights_env, tmp_path):
     assert (tmp_path / "motorcycle_flow.png").stat().st_size > 0
     assert "top-5" in result.stdout and "flow field: (1, 2, 500, 741)" in result.stdout
     assert "Keras and PyTorch agree on top-1: True" in result.stdout
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if python_blocks(d.read_text())],
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_docs_python_blocks_run(doc, standin_weights_env, tmp_path):
+    run_blocks(doc, standin_weights_env, tmp_path)
+
+
+def test_a_failing_block_fails_the_run(tmp_path):
+    (tmp_path / "blocks.json").write_text(json.dumps(["x.md", [[3, "x = 1\n"], [7, "raise RuntimeError('rotted')\n"]]]))
+    result = subprocess.run([sys.executable, "-c", _RUNNER, str(tmp_path / "blocks.json")], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "x.md:7" in result.stderr and "rotted" in result.stderr

@@ -260,3 +260,19 @@ def test_keras_loader_goes_through_the_table_and_names_bad_tensors(tf, tmp_path)
     bad = _write_mobilenet_weights(tmp_path / "bad.safetensors", reshape="features.conv2d_3_pointwise.conv.weight")
     with pytest.raises(TensorShapeError, match=r"features\.conv2d_3_pointwise\.conv\.weight.*conv2d_3_pointwise\.conv/kernel"):
         load_canonical_into_keras(net, bad, "mobilenet_v1")
+
+
+@pytest.mark.parametrize("layout, shape, multiplier", [
+    (Layout.CONV, (64, 3, 7, 5), 1),
+    (Layout.DEPTHWISE, (12, 1, 3, 3), 3),
+    (Layout.CONV_TRANSPOSE, (1024, 512, 4, 4), 1),
+    (Layout.DENSE, (1001, 2048), 1),
+    (Layout.VECTOR, (7,), 1),
+])
+def test_shape_rule_agrees_with_the_array_rule(layout, shape, multiplier):
+    from zoo.layouts import torch_to_tf, torch_to_tf_shape
+
+    array = np.zeros(shape, np.float32)
+    assert torch_to_tf_shape(layout, shape, multiplier) == torch_to_tf(layout, array, multiplier).shape
+    with pytest.raises(ValueError):
+        torch_to_tf_shape(layout, shape + (1,), multiplier)

@@ -1,7 +1,9 @@
 """zoo: hand-ported models that compute exactly what their upstream originals compute.
 
 PyTorch definitions live here and import without TensorFlow; the Keras side is
-``zoo.keras``, imported on first use.
+``zoo.keras``, imported on first use. ``zoo.create_model(name, weights=None,
+framework="torch")`` builds any of ``zoo.list_models()`` in either framework;
+the registry names are also the builders (``zoo.resnet50``, ``zoo.keras.resnet50``).
 """
 
 from __future__ import annotations
@@ -9,25 +11,48 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import FormatError, InputShapeError, TensorShapeError, ZooError
-from .models.flownet2_sd import flownet2_sd
-from .models.mobilenet_v1 import mobilenet_v1_tf_compat
-from .models.resnet50 import resnet50_tf_compat
+from .errors import (
+    FormatError,
+    InputShapeError,
+    InputTypeError,
+    TensorShapeError,
+    UnknownFrameworkError,
+    UnknownModelError,
+    ZooError,
+)
+from .factory import create_model
 from .registry import get_model_entry, list_models
+
+# The PyTorch builders (attribute -> module, function), imported on first use so
+# that `import zoo.keras` imports neither zoo.models nor torch. The registry
+# names are builders too: zoo.mobilenet_v1 is what create_model("mobilenet_v1") calls.
+_TORCH_BUILDERS = {
+    "flownet2_sd": (".models.flownet2_sd", "flownet2_sd"),
+    "mobilenet_v1_tf_compat": (".models.mobilenet_v1", "mobilenet_v1_tf_compat"),
+    "mobilenet_v1": (".models.mobilenet_v1", "mobilenet_v1_tf_compat"),
+    "resnet50_tf_compat": (".models.resnet50", "resnet50_tf_compat"),
+    "resnet50": (".models.resnet50", "resnet50_tf_compat"),
+}
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FormatError",
     "InputShapeError",
+    "InputTypeError",
     "TensorShapeError",
+    "UnknownFrameworkError",
+    "UnknownModelError",
     "ZooError",
     "__version__",
+    "create_model",
     "flownet2_sd",
     "get_model_entry",
     "keras",
     "list_models",
+    "mobilenet_v1",
     "mobilenet_v1_tf_compat",
+    "resnet50",
     "resnet50_tf_compat",
 ]
 
@@ -36,4 +61,7 @@ def __getattr__(name: str) -> Any:
     # `zoo.keras` after a plain `import zoo`, without importing TensorFlow up front.
     if name == "keras":
         return importlib.import_module(".keras", __name__)
+    if name in _TORCH_BUILDERS:
+        module, function = _TORCH_BUILDERS[name]
+        return getattr(importlib.import_module(module, __name__), function)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")

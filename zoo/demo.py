@@ -59,32 +59,32 @@ def _torch_run(model, x_nhwc: np.ndarray) -> Callable[[], np.ndarray]:
 
 
 def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tuple]:
-    import tensorflow as tf
-
     from zoo.registry import get_model_entry
 
     entry = get_model_entry(name)
     x = np.stack([entry.load("preprocessing")(image) for image in _photos_bgr()])
-    if name == "mobilenet_v1":
-        from zoo.standins import mobilenet_v1 as upstream
+    reference, ref_time = None, 0.0
+    if weights is None:  # the stand-in release, converted, and TensorFlow running its frozen graph
+        import tensorflow as tf
 
-        source = upstream.write_release(workdir, seed=0)
-        import tarfile
+        if name == "mobilenet_v1":
+            import tarfile
 
-        with tarfile.open(source) as tar:
-            frozen = tar.extractfile("mobilenet_v1_1.0_224_frozen.pb").read()
-    else:
-        from zoo.standins import resnet50 as upstream
+            from zoo.specs.mobilenet_v1 import FROZEN_MEMBER
+            from zoo.standins import mobilenet_v1 as upstream
 
-        source = upstream.write_frozen_pb(workdir / "resnet50_v1.pb", seed=0)
-        frozen = source.read_bytes()
-    if weights is None:
+            source = upstream.write_release(workdir, seed=0)
+            with tarfile.open(source) as tar:
+                frozen = tar.extractfile(FROZEN_MEMBER).read()
+        else:
+            from zoo.standins import resnet50 as upstream
+
+            source = upstream.write_frozen_pb(workdir / "resnet50_v1.pb", seed=0)
+            frozen = source.read_bytes()
         weights = str(entry.load("converter")(source, workdir / f"{name}.safetensors"))
         graph = tf.compat.v1.GraphDef()
         graph.ParseFromString(frozen)
         reference, ref_time = _timed(lambda: upstream.run_graph(graph, x))
-    else:
-        reference, ref_time = None, 0.0
     torch_model = entry.load("torch_builder")(weights=weights)
     keras_model = entry.load("keras_builder")(weights=weights)
     outputs = {

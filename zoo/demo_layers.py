@@ -144,7 +144,13 @@ def _rows(rng: np.random.Generator) -> list[Row]:
             True,
             pool_same(AvgPool2dSame(3, 2), tf.nn.avg_pool2d, 56, False),
         ),
-        Row("batch_norm_2d_tf(eps=1e-5)", "FusedBatchNorm eps 1.001e-5", "16x16", True, batch_norm(batch_norm_2d_tf(8, epsilon=1e-5))),
+        Row(
+            "batch_norm_2d_tf(eps=1.001e-5)",
+            "FusedBatchNorm eps 1.001e-5",
+            "16x16",
+            True,
+            batch_norm(batch_norm_2d_tf(8, epsilon=1.001e-5)),
+        ),
         Row(
             "nn.BatchNorm2d(eps=1e-5) (naive)",
             "FusedBatchNorm eps 1.001e-5",

@@ -20,7 +20,7 @@ class TensorShapeError(FormatError):
 
 
 class ManifestError(ZooError, ValueError):
-    """The weights manifest is malformed, or has no entry for a model and weights tag."""
+    """A registry fact or the published record is malformed, or a model has no such weights tag."""
 
 
 class ChecksumError(ZooError):
@@ -33,3 +33,26 @@ class DownloadError(ZooError):
 
 class OfflineError(DownloadError):
     """A file is needed from the network while ``ZOO_OFFLINE`` forbids downloads."""
+
+
+class InputTypeError(ZooError, TypeError):
+    """A model input or argument has the wrong type: a NumPy array where a tensor is expected, the wrong dtype."""
+
+
+class ArgumentError(ZooError, ValueError):
+    """An argument has a value the function does not accept (a size, count, layout or option)."""
+
+
+class UnknownFrameworkError(ArgumentError):
+    """A framework name is not one of those zoo supports."""
+
+
+class MissingFileError(ZooError, FileNotFoundError):
+    """A file or folder the user named does not exist or lacks something it should hold."""
+
+
+class UnknownModelError(ZooError, KeyError):
+    """A model name is not in :func:`zoo.list_models`."""
+
+    def __str__(self) -> str:  # KeyError's str() would quote the message
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import InputShapeError
+from .errors import ArgumentError, InputShapeError
 from .layers import AvgPool2dSame, Conv2dSame, MaxPool2dSame
 from .layers.pool2d_same import max_pool_same_needs_pad
 from .layers.padding import tf_same_pad
@@ -107,7 +107,7 @@ def export_onnx(
     removes identity pads. Weights are stored inside the file. Returns ``out``.
     """
     if opset < MIN_OPSET:
-        raise ValueError(f"opset must be >= {MIN_OPSET}, got {opset}")
+        raise ArgumentError(f"opset must be >= {MIN_OPSET}, got {opset}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()

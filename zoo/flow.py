@@ -4,8 +4,10 @@
   MPI-Sintel): the tag ``"PIEH"`` (the little-endian float 202021.25), int32
   width, int32 height, then ``height * width * 2`` little-endian float32, u and
   v interleaved, rows top to bottom.
-* End-point error: ``sqrt((u - u_gt)^2 + (v - v_gt)^2)`` averaged over the
-  (valid) pixels, the measure FlowNet 2 reports on FlyingChairs and Sintel.
+* End-point error: ``sqrt((u - u_gt)^2 + (v - v_gt)^2)`` averaged over all
+  pixels (as NVIDIA flownet2-pytorch's ``losses.EPE``) or over the valid ones
+  (Sintel's ``invalid.png`` left out), the measure FlowNet 2 reports on
+  FlyingChairs and Sintel.
 * Colour coding: Baker et al., "A Database and Evaluation Methodology for
   Optical Flow" (2007), as Middlebury's ``colorcode.cpp`` / ``computeColor.m``
   define it and ``flow_vis`` reproduces it.
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import FormatError, InputShapeError
+from .errors import ArgumentError, FormatError, InputShapeError, MissingFileError
 from .fileio import atomic_write_bytes
 
 __all__ = [
@@ -66,8 +68,11 @@ def read_flo(path: str | os.PathLike) -> np.ndarray:
 
     Raises :class:`~zoo.errors.FormatError`, naming the file, when the tag is
     wrong, the header's width or height is not in 1..100000, or the file is
-    not exactly ``12 + W * H * 8`` bytes long.
+    not exactly ``12 + W * H * 8`` bytes long, and
+    :class:`~zoo.errors.MissingFileError` when there is no such file.
     """
+    if not Path(path).is_file():
+        raise MissingFileError(f"no such file: {path}")
     with open(path, "rb") as file:
         size = os.fstat(file.fileno()).st_size
         header = file.read(_FLO_HEADER.size)
@@ -121,7 +126,7 @@ def read_sintel_invalid(path: str | os.PathLike) -> np.ndarray:
     """
     cv2 = _import_cv2()
     if not Path(path).is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise FormatError(f"{path}: not a readable image")
@@ -133,8 +138,11 @@ def read_sintel_invalid(path: str | os.PathLike) -> np.ndarray:
 def average_epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Average end-point error ``sqrt((u - u_gt)^2 + (v - v_gt)^2)`` over the pixels of (H, W, 2) flows.
 
-    ``valid`` is an optional bool mask (H, W); only pixels where it is True
-    count (see :func:`read_sintel_invalid`). Computed in float64.
+    With ``valid=None`` every pixel counts: the number NVIDIA flownet2-pytorch
+    reports (``losses.EPE``: ``torch.norm(target - output, p=2, dim=1).mean()``,
+    no mask). ``valid`` is an optional bool mask (H, W); only pixels where it is
+    True count (Sintel's ``invalid.png`` left out, see
+    :func:`read_sintel_invalid`). Computed in float64.
     """
     flow = np.asarray(flow)
     gt = np.asarray(gt)
@@ -150,11 +158,11 @@ def average_epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = Non
         valid = np.asarray(valid)
         if valid.dtype != np.bool_:
             # An invalid.png read raw (255 = invalid) would otherwise pass as a validity mask.
-            raise ValueError(f"valid must be a bool mask (True = valid), got dtype {valid.dtype}")
+            raise ArgumentError(f"valid must be a bool mask (True = valid), got dtype {valid.dtype}")
         if valid.shape != flow.shape[:2]:
             raise InputShapeError(f"valid mask shape {valid.shape} differs from the flow's {flow.shape[:2]}")
         if not valid.any():
-            raise ValueError("valid mask marks no pixel valid: the average end-point error is undefined")
+            raise ArgumentError("valid mask marks no pixel valid: the average end-point error is undefined")
         end_point_error = end_point_error[valid]
     return float(end_point_error.mean())
 
@@ -199,7 +207,7 @@ def flow_to_color(flow: np.ndarray, max_flow: float | None = None) -> np.ndarray
     else:
         scale = float(max_flow)
         if not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"max_flow must be a positive number, got {max_flow}")
+            raise ArgumentError(f"max_flow must be a positive number, got {max_flow}")
     # color_flow.cpp: computeColor(fx / maxrad, fy / maxrad, pix).
     u /= scale
     v /= scale

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import ArgumentError, InputTypeError
 from .layers import Conv2dSame, ConvBnAct
 from .layers.padding import tf_same_pad
 
@@ -30,11 +31,11 @@ from .layers.padding import tf_same_pad
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A copy of ``conv`` (same class, same padding behaviour) that also applies eval-mode ``bn``."""
     if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
-        raise TypeError(f"expected Conv2d and BatchNorm2d, got {type(conv).__name__} and {type(bn).__name__}")
+        raise InputTypeError(f"expected Conv2d and BatchNorm2d, got {type(conv).__name__} and {type(bn).__name__}")
     if bn.running_mean is None or bn.running_var is None:
-        raise ValueError("batch norm without running statistics cannot be folded")
+        raise ArgumentError("batch norm without running statistics cannot be folded")
     if conv.out_channels != bn.num_features:
-        raise ValueError(f"conv has {conv.out_channels} outputs, batch norm {bn.num_features} features")
+        raise ArgumentError(f"conv has {conv.out_channels} outputs, batch norm {bn.num_features} features")
     folded = copy.deepcopy(conv)
     weight = conv.weight.detach().double()
     mean, var = bn.running_mean.double(), bn.running_var.double()

@@ -12,8 +12,10 @@ file of a weights tag, taking the first of:
 Downloads resume from a partial file with an HTTP ``Range`` request, retry
 transient failures with exponential backoff, go through a temporary name that is
 renamed only once the checksum matches, and hold a lock file so that several
-processes fetching the same file do not corrupt it. ``ZOO_OFFLINE=1`` forbids
-network access: cached files still work, anything else raises
+processes fetching the same file do not corrupt it (the lock file is removed
+afterwards). A host name that does not resolve (no network) is not retried: the
+error says at once which file to copy where. ``ZOO_OFFLINE=1`` forbids network
+access: cached files still work, anything else raises
 :class:`~zoo.errors.OfflineError`.
 """
 
@@ -24,6 +26,7 @@ import html.parser
 import json
 import logging
 import os
+import socket
 import struct
 import sys
 import tempfile
@@ -134,10 +137,16 @@ def fetch_upstream(model: str, tag: str, dest_dir: str | os.PathLike | None = No
     if is_offline():
         raise OfflineError(
             f"{entry.key}: {ENV_OFFLINE} is set and neither a converted file in {cache_dir() / 'weights'} "
-            f"nor the upstream {upstream.file} in {dest} is present; put {upstream.file} there "
-            f"({_expected(upstream)}) or unset {ENV_OFFLINE}"
+            f"nor the upstream release in {dest} is present; copy {upstream.describe()} to {target} "
+            f"(from {upstream.urls[0]}), or unset {ENV_OFFLINE} to download it"
         )
-    path = download(upstream.urls, target, size=upstream.size, sha256=upstream.sha256, md5=upstream.md5)
+    try:
+        path = download(upstream.urls, target, size=upstream.size, sha256=upstream.sha256, md5=upstream.md5)
+    except DownloadError as error:
+        raise DownloadError(
+            f"{entry.key}: {error}. Without network, get {upstream.describe()} by other means and copy it "
+            f"to {target}; set {ENV_OFFLINE}=1 to use only the files in {cache_dir()} and never try the network"
+        ) from None
     if not upstream.verifiable:
         warnings.warn(
             f"{upstream.urls[0]}: upstream publishes no checksum for {upstream.file}; its bytes are UNVERIFIED. "
@@ -250,7 +259,7 @@ def download(urls: Sequence[str], dest: str | os.PathLike, size: int | None = No
                 log.info("downloaded %s to %s", url, dest)
                 return dest
         error_type = ChecksumError if checksum_failed else DownloadError
-        raise error_type(f"could not download {dest.name}:\n  " + "\n  ".join(failures))
+        raise error_type(f"could not download {dest.name}: " + "; ".join(failures))
 
 
 def verify_file(path: str | os.PathLike, expected: RemoteFile, source: str) -> None:
@@ -281,7 +290,8 @@ def _fetch_with_retries(session: requests.Session, url: str, part: Path, size: i
             _fetch_once(session, url, part, size, timeout)
             return
         except requests.RequestException as error:
-            failure = _TransferError(_describe(error), retryable=True)
+            # No DNS answer means no network (or a wrong host): waiting will not help.
+            failure = _TransferError(_describe(error), retryable=not _is_name_resolution_failure(error))
         except _TransferError as error:
             failure = error
         if not failure.retryable or attempt == retries:
@@ -391,7 +401,25 @@ def _with_query(url: str, **params: str) -> str:
 def _describe(error: requests.RequestException) -> str:
     if isinstance(error, requests.Timeout):
         return f"timed out ({error.__class__.__name__})"
+    if _is_name_resolution_failure(error):
+        host = urlsplit(error.request.url).hostname if error.request is not None else None
+        return f"cannot resolve the host name{' ' + host if host else ''} (no network, or no DNS)"
     return f"{error.__class__.__name__}: {error}"
+
+
+def _is_name_resolution_failure(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it, however deeply wrapped) is a failed DNS lookup."""
+    pending: list[object] = [error]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, socket.gaierror) or type(item).__name__ == "NameResolutionError":
+            return True
+        pending += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return False
 
 
 def _hash_file(path: Path, algorithm: str) -> str:
@@ -402,14 +430,6 @@ def _hash_file(path: Path, algorithm: str) -> str:
         while block := f.read(_CHUNK):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _expected(remote: RemoteFile) -> str:
-    if remote.sha256:
-        return f"sha256 {remote.sha256}"
-    if remote.md5:
-        return f"md5 {remote.md5}"
-    return "no published checksum"
 
 
 def _manifest(manifest: str | os.PathLike | Manifest | None) -> Manifest:
@@ -432,15 +452,17 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if absent), blocking until it is free.
+    """Hold an exclusive lock on ``path`` (created if absent), blocking until it is free; remove it after.
 
-    The OS releases it if the process dies, so a crash leaves no stale lock.
+    The OS releases the lock if the process dies. The holder deletes the file
+    before unlocking; a process that was waiting on the deleted file notices
+    (its handle no longer names ``path``) and locks the new one instead.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        if os.name == "nt":
-            import msvcrt
+    if os.name == "nt":
+        import msvcrt
 
+        with open(path, "a+b") as handle:
             handle.seek(0)  # msvcrt locks bytes from the current position
             while True:
                 try:
@@ -453,14 +475,38 @@ def _file_lock(path: Path) -> Iterator[None]:
             finally:
                 handle.seek(0)
                 msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
-        else:
-            import fcntl
+        try:
+            path.unlink()
+        except OSError:  # another process has it open (Windows refuses), or removed it already
+            pass
+        return
 
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            held = os.fstat(fd)
+            if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed the file while this process waited: lock the new one
+    try:
+        yield
+    finally:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 class _Progress:

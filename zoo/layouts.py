@@ -23,6 +23,8 @@ import enum
 
 import numpy as np
 
+from .errors import TensorShapeError
+
 # PyTorch BatchNorm parameter and buffer names -> Keras BatchNormalization
 # weight names (TF checkpoints use the same names under the layer's scope).
 BATCHNORM_TORCH_TO_TF: dict[str, str] = {
@@ -55,7 +57,7 @@ _RANK = {
 
 def _check_rank(array: np.ndarray, layout: Layout, framework: str) -> None:
     if array.ndim != _RANK[layout]:
-        raise ValueError(
+        raise TensorShapeError(
             f"a {layout.value} weight in {framework} layout must be {_RANK[layout]}-D, got shape {tuple(array.shape)}"
         )
 
@@ -74,7 +76,7 @@ def torch_to_tf(layout: Layout, array: np.ndarray, channel_multiplier: int = 1) 
     elif layout is Layout.DEPTHWISE:
         channels_out, one, kh, kw = array.shape
         if one != 1 or channels_out % channel_multiplier:
-            raise ValueError(
+            raise TensorShapeError(
                 f"a depthwise weight in PyTorch layout must be (C*{channel_multiplier}, 1, kh, kw), "
                 f"got shape {tuple(array.shape)}"
             )
@@ -101,3 +103,24 @@ def tf_to_torch(layout: Layout, array: np.ndarray) -> np.ndarray:
     else:
         out = array
     return np.ascontiguousarray(out)
+
+
+def torch_to_tf_shape(layout: Layout, shape: tuple[int, ...], channel_multiplier: int = 1) -> tuple[int, ...]:
+    """The TF/Keras shape of a weight of PyTorch ``shape``: :func:`torch_to_tf`'s rule, on shapes only."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != _RANK[layout]:
+        raise TensorShapeError(
+            f"a {layout.value} weight in PyTorch layout must be {_RANK[layout]}-D, got shape {shape}"
+        )
+    if layout in (Layout.CONV, Layout.CONV_TRANSPOSE):
+        return (shape[2], shape[3], shape[1], shape[0])
+    if layout is Layout.DEPTHWISE:
+        channels_out, one, kh, kw = shape
+        if one != 1 or channels_out % channel_multiplier:
+            raise TensorShapeError(
+                f"a depthwise weight in PyTorch layout must be (C*{channel_multiplier}, 1, kh, kw), got shape {shape}"
+            )
+        return (kh, kw, channels_out // channel_multiplier, channel_multiplier)
+    if layout is Layout.DENSE:
+        return (shape[1], shape[0])
+    return shape

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputShapeError
+
 # pre_process_vgg subtracts these RGB means and does not scale.
 VGG_RGB_MEANS = np.array([123.68, 116.78, 103.94], dtype=np.float32)
 
@@ -18,7 +20,7 @@ def _resize_and_crop(image_bgr: np.ndarray, size: int, interpolation: int) -> np
     import cv2
 
     if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
+        raise InputShapeError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
     image = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
     height, width, _ = image.shape
     # Short side to int(100 * size / 87.5) (256 for 224), long side in proportion.

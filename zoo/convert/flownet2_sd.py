@@ -4,7 +4,9 @@ NVIDIA ``FlowNet2-SD_checkpoint.pth.tar`` is ``torch.save({'epoch',
 'state_dict', 'best_EPE'})`` (training checkpoints add ``'arch'``). It is read
 with ``torch.load(weights_only=True)``: a file that needs anything beyond
 tensors and plain containers to unpickle is refused, never executed. The
-canonical names are NVIDIA's own, so that name map is the identity.
+canonical names are NVIDIA's own, so that name map is the identity
+(:data:`zoo.specs.flownet2_sd.TABLE`, the model's one name table, also
+gives each tensor's Caffe blob and Keras weight).
 
 lmb-freiburg ``FlowNet2-SD_weights.caffemodel.h5`` (in
 ``flownet2-models.tar.gz``; the route when the Google Drive link is dead) holds
@@ -23,11 +25,18 @@ import numpy as np
 import torch
 
 from ..errors import FormatError
-from ..models.flownet2_sd import ENCODER, FlowNet2SD
+from ..models.flownet2_sd import FlowNet2SD
+from ..specs.flownet2_sd import (  # noqa: F401  (upstream facts, re-exported)
+    CAFFE_BLOBS,
+    CAFFE_H5_NAME,
+    CHECKPOINT_KEYS,
+    CHECKPOINT_NAME,
+    CONV0_BGR_TO_RGB,
+    CONV0_WEIGHT,
+    TABLE,
+)
 from ..weights import check_state_dict
 from .canonical import CONVERTER_VERSION, sha256_file, write_canonical
-
-CHECKPOINT_KEYS = {"epoch", "state_dict", "best_EPE", "arch"}
 
 
 def read_nvidia_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -52,16 +61,13 @@ def read_nvidia_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def _caffe_name_map() -> dict[str, str]:
-    """Caffe layer -> NVIDIA module. Convolution1..5 are predict_flow6..2,
-    interconv5..2 are inter_conv5..2, upsample_flow6to5..3to2 are
-    upsampled_flow6_to_5..3_to_2; the rest keep their names."""
-    table = {name: f"{name}.0" for name, *_ in ENCODER}
-    table.update({f"deconv{level}": f"deconv{level}.0" for level in (5, 4, 3, 2)})
-    table.update({f"interconv{level}": f"inter_conv{level}.0" for level in (5, 4, 3, 2)})
-    table.update({f"Convolution{index}": f"predict_flow{7 - index}" for index in range(1, 6)})
-    table.update({f"upsample_flow{level}to{level - 1}": f"upsampled_flow{level}_to_{level - 1}" for level in (6, 5, 4, 3)})
-    return table
+def _caffe_layers() -> dict[str, list]:
+    """Caffe layer -> [(blob, NVIDIA key)], from the name table (``CAFFE_BLOBS``)."""
+    layers: dict[str, list] = {}
+    for spec in TABLE:
+        layer, blob = CAFFE_BLOBS[spec.torch]
+        layers.setdefault(layer, []).append((blob, spec.torch))
+    return layers
 
 
 def read_caffe_h5(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -72,7 +78,7 @@ def read_caffe_h5(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise FormatError("reading a .caffemodel.h5 needs h5py (pip install h5py)") from None
     if not os.path.isfile(path):
         raise FormatError(f"Caffe weights not found: {path}")
-    table = _caffe_name_map()
+    table = _caffe_layers()
     state: dict[str, torch.Tensor] = {}
     try:
         with h5py.File(path, "r") as h5:
@@ -83,15 +89,15 @@ def read_caffe_h5(path: str | os.PathLike) -> dict[str, torch.Tensor]:
                     if len(group):
                         raise FormatError(f"{path}: unexpected Caffe layer {layer} with weights")
                     continue
-                for blob, suffix in (("0", "weight"), ("1", "bias")):
+                for blob, key in table[layer]:
                     if blob not in group:
-                        raise FormatError(f"{path}: Caffe layer {layer} lacks blob {blob} ({suffix})")
-                    state[f"{table[layer]}.{suffix}"] = torch.from_numpy(np.asarray(group[blob], dtype=np.float32))
+                        raise FormatError(f"{path}: Caffe layer {layer} lacks blob {blob} ({key})")
+                    state[key] = torch.from_numpy(np.asarray(group[blob], dtype=np.float32))
     except OSError as error:
         raise FormatError(f"{path}: not a readable HDF5 file ({error})") from None
-    if "conv0.0.weight" in state and state["conv0.0.weight"].shape[1] == 6:
+    if CONV0_WEIGHT in state and state[CONV0_WEIGHT].shape[1] == len(CONV0_BGR_TO_RGB):
         # Caffe's conv0 reads each frame as BGR; NVIDIA's reads RGB (channels B0 G0 R0 B1 G1 R1 -> R0 G0 B0 R1 G1 B1).
-        state["conv0.0.weight"] = state["conv0.0.weight"][:, [2, 1, 0, 5, 4, 3]].contiguous()
+        state[CONV0_WEIGHT] = state[CONV0_WEIGHT][:, list(CONV0_BGR_TO_RGB)].contiguous()
     return state
 
 

@@ -1,8 +1,10 @@
 """MobileNet-v1 (TF-slim release ``mobilenet_v1_1.0_224.tgz``) -> canonical weights.
 
-The one name map for this model: TF-slim variable names
-(``MobilenetV1/Conv2d_{i}_{depthwise,pointwise}/...``) to the PyTorch
-``state_dict`` of :class:`zoo.models.mobilenet_v1.MobileNetV1TfCompat`.
+The name map is the model's one name table, :data:`zoo.specs.mobilenet_v1.TABLE`
+(TF-slim variable names ``MobilenetV1/Conv2d_{i}_{depthwise,pointwise}/...`` to
+the PyTorch ``state_dict`` of :class:`zoo.models.mobilenet_v1.MobileNetV1TfCompat`
+and to the Keras weights). The facts about the release (member names, graph
+nodes) live in :mod:`zoo.specs.mobilenet_v1` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -10,14 +12,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..layouts import BATCHNORM_TORCH_TO_TF, Layout
-from ..models.mobilenet_v1 import SEPARABLE_BLOCKS, MobileNetV1TfCompat
-from .canonical import expected_shapes
+from ..specs.common import torch_shapes
+from ..specs.mobilenet_v1 import (  # noqa: F401  (upstream facts, re-exported)
+    CHECKPOINT_PREFIX,
+    FROZEN_MEMBER,
+    INPUT_NODE,
+    LOGITS_NODE,
+    OUTPUT_NODE,
+    RELEASE_MEMBERS,
+    RELEASE_PREFIX,
+    TABLE,
+    TGZ_NAME,
+)
 from .tf_common import NameMap, convert_tf_release
 
-RELEASE_PREFIX = "mobilenet_v1_1.0_224"
-FROZEN_MEMBER = f"{RELEASE_PREFIX}_frozen.pb"
-CHECKPOINT_PREFIX = f"{RELEASE_PREFIX}.ckpt"
 # The checkpoint's non-model tensors (443 in all, 137 of them model weights):
 # ExponentialMovingAverage copies, RMSProp slots, the step counter and loss
 # averages. They are ignored on purpose (EMAs are used with --moving-averages).
@@ -28,22 +36,9 @@ _IGNORED_NAMES = ("global_step",)
 _WEIGHT_LEAVES = ("weights", "depthwise_weights", "biases", "gamma", "beta", "moving_mean", "moving_variance")
 
 
-def _conv_bn(table: dict, prefix: str, scope: str, kernel: str, layout: Layout) -> None:
-    table[f"{prefix}.conv.weight"] = (f"{scope}/{kernel}", layout)
-    for torch_name, tf_name in BATCHNORM_TORCH_TO_TF.items():
-        table[f"{prefix}.bn.{torch_name}"] = (f"{scope}/BatchNorm/{tf_name}", Layout.VECTOR)
-
-
 def name_map() -> NameMap:
-    """Canonical name -> (TF-slim variable name, layout rule), for all 137 model tensors."""
-    table: dict[str, tuple[str, Layout]] = {}
-    _conv_bn(table, "features.conv2d_0", "MobilenetV1/Conv2d_0", "weights", Layout.CONV)
-    for i in range(1, len(SEPARABLE_BLOCKS) + 1):
-        _conv_bn(table, f"features.conv2d_{i}_depthwise", f"MobilenetV1/Conv2d_{i}_depthwise", "depthwise_weights", Layout.DEPTHWISE)
-        _conv_bn(table, f"features.conv2d_{i}_pointwise", f"MobilenetV1/Conv2d_{i}_pointwise", "weights", Layout.CONV)
-    table["logits.weight"] = ("MobilenetV1/Logits/Conv2d_1c_1x1/weights", Layout.CONV)
-    table["logits.bias"] = ("MobilenetV1/Logits/Conv2d_1c_1x1/biases", Layout.VECTOR)
-    return table
+    """Canonical name -> (TF-slim variable name, layout rule), for all 137 model tensors (from the name table)."""
+    return {spec.torch: (spec.upstream, spec.layout) for spec in TABLE}
 
 
 def _is_ignored(name: str, kind: str) -> bool:
@@ -59,13 +54,12 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, use_moving_averag
     MLPerf ran); from a checkpoint the raw variables, or with
     ``use_moving_averages`` their ExponentialMovingAverage copies.
     """
-    shapes = expected_shapes(MobileNetV1TfCompat)
     return convert_tf_release(
         "mobilenet_v1",
         source,
         out,
         name_map(),
-        shapes,
+        torch_shapes(TABLE),
         _is_ignored,
         frozen_member=FROZEN_MEMBER,
         checkpoint_member_prefix=CHECKPOINT_PREFIX,

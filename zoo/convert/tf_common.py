@@ -14,8 +14,9 @@ from ..errors import FormatError, TensorShapeError
 from ..layouts import Layout, tf_to_torch, torch_to_tf
 from .archive import extract_member
 from .canonical import CONVERTER_VERSION, sha256_file, write_canonical
+from .graph_check import EXPECTATIONS, check_graph
 from .tf_checkpoint import is_checkpoint_prefix, read_checkpoint
-from .tf_graph import read_frozen_graph
+from .tf_graph import GraphNode, read_frozen_graph
 
 NameMap = Mapping[str, tuple[str, Layout]]  # canonical name -> (upstream name, layout rule)
 EMA_SUFFIX = "/ExponentialMovingAverage"
@@ -40,21 +41,24 @@ def read_upstream(
     checkpoint_member_prefix: str,
     from_checkpoint: bool,
     workdir: str,
-) -> tuple[dict[str, np.ndarray], str]:
-    """The tensors of a release archive, a frozen ``.pb`` or a checkpoint prefix, and which it was."""
+) -> tuple[dict[str, np.ndarray], str, list[GraphNode] | None]:
+    """The tensors of a release archive, a frozen ``.pb`` or a checkpoint prefix, which it was,
+    and the graph's nodes (``None`` for a checkpoint: it holds variables, no ops)."""
     if is_archive(source):
         if not from_checkpoint:
-            return read_frozen_graph(extract_member(source, frozen_member, workdir))[1], "frozen graph constants"
+            nodes, consts = read_frozen_graph(extract_member(source, frozen_member, workdir))
+            return consts, "frozen graph constants", nodes
         for suffix in (".index", ".data-00000-of-00001"):
             extract_member(source, checkpoint_member_prefix + suffix, workdir)
-        return read_checkpoint(os.path.join(workdir, checkpoint_member_prefix)), "checkpoint"
+        return read_checkpoint(os.path.join(workdir, checkpoint_member_prefix)), "checkpoint", None
     if is_checkpoint_prefix(source):
-        return read_checkpoint(source), "checkpoint"
+        return read_checkpoint(source), "checkpoint", None
     if not os.path.isfile(source):
         raise FormatError(f"source not found: {source} (give the release .tgz, the frozen .pb or a checkpoint prefix)")
     if from_checkpoint:
         raise FormatError(f"{source}: moving averages live in the checkpoint, not in a frozen graph")
-    return read_frozen_graph(source)[1], "frozen graph constants"
+    nodes, consts = read_frozen_graph(source)
+    return consts, "frozen graph constants", nodes
 
 
 def map_tensors(
@@ -114,7 +118,9 @@ def convert_tf_release(
     source = os.fspath(source)
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            upstream, kind = read_upstream(source, frozen_member, checkpoint_member_prefix, use_moving_averages, workdir)
+            upstream, kind, nodes = read_upstream(
+                source, frozen_member, checkpoint_member_prefix, use_moving_averages, workdir
+            )
         except tarfile.TarError as error:
             raise FormatError(f"{source}: {error}") from None
         if use_moving_averages and kind != "checkpoint":
@@ -124,7 +130,11 @@ def convert_tf_release(
         used = {n + EMA_SUFFIX for n in raw_names} if use_moving_averages else raw_names
         # With moving averages the raw variables they replace are ignored on purpose.
         check_all_used(upstream, used, lambda n: is_ignored(n, kind) or n in raw_names, source)
-        del upstream  # only the canonical copy is needed from here on
+        # With the tensors right, a frozen graph's ops must compute what the port computes
+        # (strides, padding, batch norm epsilon, pooling: zoo.convert.graph_check); a
+        # checkpoint holds no ops, so a checkpoint conversion is not checked this way.
+        graph_summary = check_graph(nodes, EXPECTATIONS[model](name_map), source) if nodes is not None else {}
+        del upstream, nodes  # only the canonical copy is needed from here on
     variables = kind
     if kind == "checkpoint":
         variables = "checkpoint exponential moving averages" if use_moving_averages else "checkpoint raw variables"
@@ -135,5 +145,6 @@ def convert_tf_release(
         "converter_version": CONVERTER_VERSION,
         "variables": variables,
         "format": "pt",
+        **graph_summary,
     }
     return write_canonical(canonical, out, metadata)

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import ArgumentError, FormatError, InputShapeError, MissingFileError, UnknownFrameworkError
 from ..fileio import atomic_write_bytes
 from ..registry import get_model_entry
 from .imagenet import ArrayDataset, PrefetchLoader, Progress
@@ -67,12 +67,13 @@ class Predictor:
 
 
 def _upstream_module(model: str):
+    """The model's spec, which names the upstream graph's input and logits nodes."""
     if model == "mobilenet_v1":
-        from ..standins import mobilenet_v1 as module
+        from ..specs import mobilenet_v1 as module
     elif model == "resnet50":
-        from ..standins import resnet50 as module
+        from ..specs import resnet50 as module
     else:
-        raise ValueError(f"no upstream TensorFlow graph for {model!r}")
+        raise ArgumentError(f"no upstream TensorFlow graph for {model!r}")
     return module
 
 
@@ -84,7 +85,7 @@ def load_upstream_graph_def(model: str, path: str | os.PathLike) -> "object":
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such upstream file")
+        raise MissingFileError(f"{path}: no such upstream file")
     if tarfile.is_tarfile(path):
         with tarfile.open(path) as tar:
             members = [m for m in tar.getmembers() if m.name.endswith("_frozen.pb")]
@@ -137,10 +138,10 @@ def make_predictor(model: str, framework: str, weights: str | os.PathLike | None
     entry = get_model_entry(model)
     if framework == "tf-upstream":
         if upstream is None:
-            raise ValueError("--framework tf-upstream needs --upstream (the upstream .tgz or .pb)")
+            raise ArgumentError("--framework tf-upstream needs --upstream (the upstream .tgz or .pb)")
         return Predictor(framework, "NHWC", _upstream_runner(model, upstream))
     if weights is None:
-        raise ValueError(f"--framework {framework} needs --weights (a converted .safetensors file or a tag)")
+        raise ArgumentError(f"--framework {framework} needs --weights (a converted .safetensors file or a tag)")
     if framework == "torch":
         import torch
 
@@ -169,7 +170,7 @@ def make_predictor(model: str, framework: str, weights: str | os.PathLike | None
             folded = tf.function(fold_batch_norms(net))
             return Predictor(framework, "NHWC", lambda batch: np.asarray(folded(tf.constant(batch), training=False)))
         return Predictor(framework, "NHWC", lambda batch: np.asarray(net(batch, training=False)))
-    raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
+    raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
 
 
 # --- scoring ---------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def top_k_labels(logits: np.ndarray, label_offset: int, k: int = TOP_K) -> np.nd
     """
     logits = np.asarray(logits)
     if logits.ndim != 2:
-        raise ValueError(f"logits must be (batch, classes), got shape {logits.shape}")
+        raise InputShapeError(f"logits must be (batch, classes), got shape {logits.shape}")
     order = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     return order + label_offset
 

@@ -10,9 +10,14 @@ Protocol of NVIDIA flownet2-pytorch's inference loaders (``datasets.py``):
   Sintel's ``invalid.png`` mask.
 * Frames are read as RGB (``frame_utils.read_gen``), float32 in [0, 255]; the
   network normalises them itself.
-* EPE per pair with :func:`zoo.flow.average_epe` (over the valid pixels where
-  an ``invalid.png`` exists); the dataset number is the mean over pairs
-  (NVIDIA averages per-batch EPEs; batch size 1 here).
+* EPE per pair with :func:`zoo.flow.average_epe`, two ways, both reported:
+  ``epe_all_pixels``, the mean over every pixel of the crop, which is what
+  NVIDIA's ``losses.EPE`` computes (``torch.norm(target - output, p=2,
+  dim=1).mean()``: its loaders read no ``invalid.png``), and
+  ``epe_valid_pixels``, with the pixels Sintel's ``invalid.png`` marks left
+  out (equal to the first where a pair has no mask, as FlyingChairs). The
+  dataset numbers (``average_epe_all_pixels``, ``average_epe_valid_pixels``)
+  are means over pairs (NVIDIA averages per-batch EPEs; batch size 1 here).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import ArgumentError, FormatError, MissingFileError, UnknownFrameworkError
 from ..flow import average_epe, read_flo, read_sintel_invalid, save_flow_png
 
 __all__ = [
@@ -64,7 +69,7 @@ def find_pairs(root: str | os.PathLike) -> list[FlowPair]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such flow data folder")
+        raise MissingFileError(f"{root}: no such flow data folder")
     pairs = []
     for img0 in root.rglob("img0.png"):
         folder = img0.parent
@@ -78,9 +83,9 @@ def find_pairs(root: str | os.PathLike) -> list[FlowPair]:
     for pair in pairs:
         for path in (pair.img1, pair.flow):
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: missing, the pair {pair.name} is incomplete")
+                raise MissingFileError(f"{path}: missing, the pair {pair.name} is incomplete")
     if not pairs:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{root}: no flow pairs (Sintel-style <seq>/img0.png, img1.png, flow.flo or "
             "FlyingChairs-style NNNNNNN-img0.ppm, -img1.ppm, -gt.flo)"
         )
@@ -143,12 +148,12 @@ def make_flow_predictor(framework: str, weights: str | os.PathLike) -> Callable[
 
         model = keras_flownet2_sd(weights=weights)
         return lambda frames: np.asarray(model(frames[None], training=False))[0]
-    raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FLOW_FRAMEWORKS)}")
+    raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FLOW_FRAMEWORKS)}")
 
 
 def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.ndarray],
                   png_dir: str | os.PathLike | None = None, progress: bool = True) -> dict:
-    """Average EPE of ``predict`` over ``pairs``, with one row per pair.
+    """Average EPE of ``predict`` over ``pairs``, over all pixels and over the valid ones, one row per pair.
 
     With ``png_dir``, writes ``<pair>_pred.png`` and ``<pair>_gt.png``
     (Middlebury colours, both normalised by the ground truth's largest valid
@@ -157,7 +162,7 @@ def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.
     from .imagenet import Progress
 
     if not pairs:
-        raise ValueError("no flow pairs to evaluate")
+        raise ArgumentError("no flow pairs to evaluate")
     png_path = Path(png_dir) if png_dir is not None else None
     if png_path is not None:
         png_path.mkdir(parents=True, exist_ok=True)
@@ -167,9 +172,11 @@ def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.
         for pair in pairs:
             frames, gt, valid = load_pair(pair)
             flow = predict(frames)
-            epe = average_epe(flow, gt, valid)
+            epe_all = average_epe(flow, gt)  # NVIDIA losses.EPE: every pixel
+            epe_valid = epe_all if valid is None else average_epe(flow, gt, valid)
             row = {"pair": pair.name, "kind": pair.kind, "height": int(gt.shape[0]), "width": int(gt.shape[1]),
-                   "valid_fraction": 1.0 if valid is None else float(valid.mean()), "epe": epe}
+                   "valid_fraction": 1.0 if valid is None else float(valid.mean()),
+                   "epe_all_pixels": epe_all, "epe_valid_pixels": epe_valid}
             if png_path is not None:
                 magnitude = np.hypot(gt[..., 0], gt[..., 1])
                 scale = float((magnitude[valid] if valid is not None else magnitude).max()) or None
@@ -182,15 +189,20 @@ def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.
             bar.update()
     finally:
         bar.close()
-    return {"pairs": rows, "count": len(rows), "average_epe": float(np.mean([r["epe"] for r in rows]))}
+    return {"pairs": rows, "count": len(rows),
+            "average_epe_all_pixels": float(np.mean([r["epe_all_pixels"] for r in rows])),
+            "average_epe_valid_pixels": float(np.mean([r["epe_valid_pixels"] for r in rows]))}
 
 
 def format_table(result: dict) -> str:
-    """A per-pair table and the average EPE, as the CLI prints them."""
+    """A per-pair table and the two average EPEs, as the CLI prints them."""
     width = max(len("pair"), *(len(r["pair"]) for r in result["pairs"]))
-    lines = [f"{'pair':<{width}}  kind    size       valid    EPE"]
+    lines = [f"{'pair':<{width}}  kind    size        valid   EPE all  EPE valid"]
     for r in result["pairs"]:
         lines.append(f"{r['pair']:<{width}}  {r['kind']:<6}  {r['width']:>4}x{r['height']:<4}  "
-                     f"{100 * r['valid_fraction']:5.1f}%  {r['epe']:8.4f}")
-    lines.append(f"average EPE over {result['count']} pairs: {result['average_epe']:.4f}")
+                     f"{100 * r['valid_fraction']:6.2f}%  {r['epe_all_pixels']:8.4f}  {r['epe_valid_pixels']:9.4f}")
+    lines.append(f"average EPE over {result['count']} pairs, all pixels (NVIDIA losses.EPE): "
+                 f"{result['average_epe_all_pixels']:.4f}")
+    lines.append(f"average EPE over {result['count']} pairs, valid pixels (invalid.png left out): "
+                 f"{result['average_epe_valid_pixels']:.4f}")
     return "\n".join(lines)

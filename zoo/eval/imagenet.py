@@ -32,7 +32,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import FormatError, ZooError
+from ..errors import ArgumentError, FormatError, MissingFileError, ZooError
 from ..fileio import atomic_output, atomic_write_bytes
 from ..registry import get_model_entry
 
@@ -68,12 +68,12 @@ MLPERF_PREPROCESSING = {"resnet50": "pre_process_vgg", "mobilenet_v1": "pre_proc
 
 def _check_model(model: str) -> None:
     if model not in MLPERF_DATASETS:
-        raise ValueError(f"no ImageNet preprocessing for {model!r}; known: {', '.join(sorted(MLPERF_DATASETS))}")
+        raise ArgumentError(f"no ImageNet preprocessing for {model!r}; known: {', '.join(sorted(MLPERF_DATASETS))}")
 
 
 def _check_layout(layout: str) -> None:
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise ArgumentError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
 
 
 # --- val_map ---------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def preprocess_image(path: str | os.PathLike, model: str, layout: str = "NHWC") 
     _check_layout(layout)
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image")
+        raise MissingFileError(f"{path}: no such image")
     # imagenet.py: img_org = cv2.imread(src) (BGR, 3 channels; greyscale JPEGs are expanded).
     image = cv2.imread(str(path))
     if image is None:
@@ -261,7 +261,7 @@ def preprocess_images(
     entries = read_val_map(val_map)[:limit]
     images = Path(images)
     if not images.is_dir():
-        raise FileNotFoundError(f"{images}: no such image folder")
+        raise MissingFileError(f"{images}: no such image folder")
     target = arrays_dir(out, model, layout)
     target.mkdir(parents=True, exist_ok=True)
     result = PreprocessResult(target)
@@ -340,15 +340,15 @@ def resolve_arrays_dir(path: str | os.PathLike, model: str) -> Path:
     """
     path = Path(path)
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such arrays folder")
+        raise MissingFileError(f"{path}: no such arrays folder")
     if (path / INDEX_NAME).is_file() or next(path.glob("*.npy"), None) is not None:
         return path
     found = [d for d in (arrays_dir(path, model, layout) for layout in LAYOUTS) if d.is_dir()]
     if len(found) == 1:
         return found[0]
     if found:
-        raise ValueError(f"{path} holds both {found[0]} and {found[1]}; pass the one to evaluate as --arrays")
-    raise FileNotFoundError(
+        raise ArgumentError(f"{path} holds both {found[0]} and {found[1]}; pass the one to evaluate as --arrays")
+    raise MissingFileError(
         f"{path}: no .npy arrays, and no {arrays_dir(path, model, 'NHWC').relative_to(path).parent}/<layout> folder "
         f"(run scripts/preprocess_imagenet.py {model} first)"
     )
@@ -369,7 +369,7 @@ class ArrayDataset:
         self.directory = Path(directory)
         index = read_index(self.directory)
         if index is not None and index.get("model") != model:
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.directory} holds arrays preprocessed for {index.get('model')} "
                 f"({index.get('preprocessing')}), not for {model} ({MLPERF_PREPROCESSING[model]})"
             )
@@ -377,12 +377,12 @@ class ArrayDataset:
         self.missing = [e.image for e in entries if not _npy_path(self.directory, e.image).is_file()]
         if self.missing and not skip_missing:
             shown = ", ".join(self.missing[:3]) + (" ..." if len(self.missing) > 3 else "")
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.directory}: no array for {len(self.missing)} of the {len(entries)} images the val_map "
                 f"lists ({shown}); preprocess them, or pass --skip-missing to leave them out"
             )
         if not present:
-            raise FileNotFoundError(f"{self.directory}: none of the {len(entries)} images the val_map lists has an array")
+            raise MissingFileError(f"{self.directory}: none of the {len(entries)} images the val_map lists has an array")
         self.entries = present
         self.labels = np.array([e.label for e in present], dtype=np.int64)
         if index is not None:
@@ -435,7 +435,7 @@ class PrefetchLoader:
     def __init__(self, dataset: ArrayDataset, indices: Sequence[int], batch_size: int,
                  prefetch: int = 4, threads: int = 2) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ArgumentError(f"batch_size must be >= 1, got {batch_size}")
         self.dataset = dataset
         self.batches = [list(indices[i:i + batch_size]) for i in range(0, len(indices), batch_size)]
         self.prefetch = max(1, prefetch)

@@ -13,4 +13,10 @@ from .flownet2_sd import flownet2_sd  # noqa: E402
 from .mobilenet_v1 import mobilenet_v1_tf_compat  # noqa: E402
 from .resnet50 import resnet50_tf_compat  # noqa: E402
 
-__all__ = ["flownet2_sd", "layers", "mobilenet_v1_tf_compat", "resnet50_tf_compat"]
+# The registry names, as builders (as on ``zoo``). These names shadow the
+# submodules as attributes, as ``flownet2_sd`` always has: import from them with
+# ``from zoo.keras.mobilenet_v1 import ...``, which reads sys.modules.
+mobilenet_v1 = mobilenet_v1_tf_compat
+resnet50 = resnet50_tf_compat
+
+__all__ = ["flownet2_sd", "layers", "mobilenet_v1", "mobilenet_v1_tf_compat", "resnet50", "resnet50_tf_compat"]

@@ -3,8 +3,8 @@
 The same function as :mod:`zoo.models.flownet2_sd`, built from
 :mod:`zoo.keras.layers` so that padding, transposed convolutions and the
 final bilinear upsampling are PyTorch's. Layers are named after the PyTorch
-modules (``conv0.0``, ``deconv5.0``, ``predict_flow6``) so converted weights
-load without a table.
+modules (``conv0.0``, ``deconv5.0``, ``predict_flow6``); converted weights
+load through the name table :data:`zoo.specs.flownet2_sd.TABLE`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import os
 import keras
 from keras import ops
 
-from ..models.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, RGB_MAX
+from ..specs import flownet2_sd as spec
+from ..specs.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, RGB_MAX
 from .layers import TorchBilinearResize, TorchConv2D, TorchConv2DTranspose, TorchLeakyReLU
+from .input_checks import InputCheckedModel
 from .weights import load_canonical_into_keras
 
 
@@ -43,6 +45,12 @@ def flownet2_sd(
     Args:
         weights: ``None`` or the path of a converted ``.safetensors`` file.
         input_shape: (H, W), multiples of 64, or None for any.
+
+    Returns an inference model, with or without weights (it has no batch norm
+    or dropout: ``training`` changes nothing). Input: float32 (B, 2, H, W, 3),
+    RGB in [0, 255]; a non-float32 array (uint8 frames, float64) raises
+    :class:`zoo.errors.InputTypeError`, one in the PyTorch layout (B, 3, 2, H, W)
+    :class:`zoo.errors.InputShapeError`.
     """
     frames = keras.Input((2, *input_shape, 3), name="frames")
     x = FlowNetInput(name="normalize")(frames)
@@ -62,7 +70,7 @@ def flownet2_sd(
         flow = TorchConv2D(2, 3, 1, 1, name=f"predict_flow{level}")(inter)
     flow = keras.layers.Rescaling(DIV_FLOW, name="div_flow")(flow)
     outputs = TorchBilinearResize(scale_factor=4, name="upsample1")(flow)
-    model = keras.Model(frames, outputs, name="flownet2_sd")
+    model = InputCheckedModel(frames, outputs, name="flownet2_sd")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "flownet2_sd")
+        load_canonical_into_keras(model, weights, "flownet2_sd", spec.TABLE)
     return model

@@ -24,6 +24,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..errors import InputTypeError
+
 
 def _history_refs(node: Any) -> list[list]:
     """Every ``keras_history`` reference ([layer name, node index, tensor index]) inside ``node``."""
@@ -117,7 +119,7 @@ def fold_batch_norms(model: keras.Model) -> keras.Model:
     except NotImplementedError:  # a subclassed model without get_config
         config = None
     if not config or "layers" not in config or "output_layers" not in config:
-        raise TypeError(f"fold_batch_norms needs a functional keras.Model (zoo's Keras ports are), "
+        raise InputTypeError(f"fold_batch_norms needs a functional keras.Model (zoo's Keras ports are), "
                         f"got {type(model).__name__}")
     pairs = _foldable_pairs(model, config)
     layers = []

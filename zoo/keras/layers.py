@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import keras
 from keras import ops
 
+from ..errors import ArgumentError
 from ..layers.helpers import IntPair, to_pair
 
 _PACKAGE = "zoo"
@@ -20,7 +21,7 @@ _PACKAGE = "zoo"
 def _channels_last_only(kwargs: dict[str, Any], layer: str) -> None:
     data_format = kwargs.pop("data_format", "channels_last")
     if data_format != "channels_last":
-        raise ValueError(f"{layer} supports data_format='channels_last' only, got {data_format!r}")
+        raise ArgumentError(f"{layer} supports data_format='channels_last' only, got {data_format!r}")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -49,7 +50,7 @@ class TorchConv2D(keras.layers.Conv2D):
         pad = to_pair(padding, "padding", minimum=0)
         dilation = to_pair(dilation_rate, "dilation_rate")
         if filters < 1:
-            raise ValueError(f"filters must be >= 1, got {filters}")
+            raise ArgumentError(f"filters must be >= 1, got {filters}")
         keras_same = all(s == 1 and 2 * p == d * (k - 1) for k, s, p, d in zip(kernel, stride, pad, dilation))
         super().__init__(
             filters,
@@ -105,11 +106,11 @@ class TorchConv2DTranspose(keras.layers.Conv2DTranspose):
         stride = to_pair(strides, "strides")
         pad = to_pair(padding, "padding", minimum=0)
         if filters < 1:
-            raise ValueError(f"filters must be >= 1, got {filters}")
+            raise ArgumentError(f"filters must be >= 1, got {filters}")
         for axis, (k, s, p) in enumerate(zip(kernel, stride, pad)):
             if 2 * p >= k:
                 # PyTorch's output (n - 1) * s - 2p + k would be empty for n = 1.
-                raise ValueError(f"padding must be < kernel_size / 2 on axis {axis}, got padding {p} for kernel {k}")
+                raise ArgumentError(f"padding must be < kernel_size / 2 on axis {axis}, got padding {p} for kernel {k}")
         super().__init__(filters, kernel, strides=stride, padding="valid", use_bias=use_bias, **kwargs)
         self.torch_padding = pad
         # Cells to drop from each end of Keras's full output, per axis.
@@ -163,14 +164,14 @@ class TorchBilinearResize(keras.layers.Layer):
         _channels_last_only(kwargs, type(self).__name__)
         super().__init__(**kwargs)
         if (size is None) == (scale_factor is None):
-            raise ValueError("give exactly one of size and scale_factor")
+            raise ArgumentError("give exactly one of size and scale_factor")
         self.size = None if size is None else to_pair(size, "size")
         if scale_factor is None:
             self.scale_factor = None
         else:
             factors = (scale_factor, scale_factor) if isinstance(scale_factor, (int, float)) else tuple(scale_factor)
             if len(factors) != 2 or not all(float(f) > 0 for f in factors):
-                raise ValueError(f"scale_factor must be a positive number or pair, got {scale_factor!r}")
+                raise ArgumentError(f"scale_factor must be a positive number or pair, got {scale_factor!r}")
             self.scale_factor = tuple(float(f) for f in factors)
         self.align_corners = bool(align_corners)
 

@@ -2,7 +2,7 @@
 
 The same function as :mod:`zoo.models.mobilenet_v1`; here TF's own ``"same"``
 padding is the upstream semantics. Layers are named after the PyTorch modules
-so converted weights load without a table (:mod:`zoo.keras.weights`).
+and each converted tensor loads through the name table :data:`zoo.specs.mobilenet_v1.TABLE`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import os
 
 import keras
 
-from ..layers.batchnorm import tf_fused_bn_epsilon
-from ..models.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS
+from ..specs import mobilenet_v1 as spec
+from ..specs.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS
+from .input_checks import InputCheckedModel
 from .weights import load_canonical_into_keras
+from ..errors import ArgumentError
 
 
 def _conv_bn_relu6(x, prefix: str, filters: int | None, kernel: int, stride: int):
@@ -21,7 +23,7 @@ def _conv_bn_relu6(x, prefix: str, filters: int | None, kernel: int, stride: int
         x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{prefix}.conv")(x)
     else:
         x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{prefix}.conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=tf_fused_bn_epsilon(BN_EPSILON), name=f"{prefix}.bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}.bn")(x)
     return keras.layers.ReLU(max_value=6.0, name=f"{prefix}.act")(x)
 
 
@@ -36,9 +38,17 @@ def mobilenet_v1_tf_compat(
         weights: ``None`` or the path of a converted ``.safetensors`` file.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         input_shape: NHWC without the batch; any size >= 32 (global average pool).
+
+    Returns a model that runs in inference mode unless called with
+    ``training=True`` (Keras' training flag is per call: ``model(x)``,
+    ``model.predict(x)`` and ``model(x, training=False)`` all use the batch-norm
+    moving statistics), with or without weights.
+    Input: float32 NHWC in [-1, 1]; a non-float32 array (uint8 image,
+    float64) raises :class:`zoo.errors.InputTypeError`, an NCHW-shaped one
+    :class:`zoo.errors.InputShapeError`.
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ArgumentError(f"num_classes must be >= 1, got {num_classes}")
     inputs = keras.Input(input_shape, name="input")
     x = _conv_bn_relu6(inputs, "features.conv2d_0", STEM_CHANNELS, 3, 2)
     for index, (filters, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
@@ -47,7 +57,7 @@ def mobilenet_v1_tf_compat(
     x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
     x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
     outputs = keras.layers.Flatten(name="squeeze")(x)
-    model = keras.Model(inputs, outputs, name="mobilenet_v1_tf_compat")
+    model = InputCheckedModel(inputs, outputs, name="mobilenet_v1_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "mobilenet_v1")
+        load_canonical_into_keras(model, weights, "mobilenet_v1", spec.TABLE)
     return model

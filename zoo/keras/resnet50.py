@@ -4,8 +4,8 @@ The same function as :mod:`zoo.models.resnet50`. Convolutions pad
 symmetrically by (k-1)//2 (:class:`zoo.keras.layers.TorchConv2D`: Keras
 ``"same"`` at stride 1, where it is symmetric for odd kernels; an explicit pad
 and VALID at stride 2, as TF official's ``fixed_padding`` does); the max pool
-is TF ``SAME``. Layers are named after the PyTorch modules so converted
-weights load without a table (:mod:`zoo.keras.weights`).
+is TF ``SAME``. Layers are named after the PyTorch modules; converted
+weights load through the name table :data:`zoo.specs.resnet50.TABLE`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import os
 
 import keras
 
-from ..layers.batchnorm import tf_fused_bn_epsilon
-from ..models.resnet50 import BLOCKS, BN_DECAY, BN_EPSILON, EXPANSION, FILTERS, STRIDES
+from ..specs import resnet50 as spec
+from ..specs.resnet50 import BLOCKS, BN_DECAY, BN_EPSILON, EXPANSION, FILTERS, STRIDES
 from .layers import TorchConv2D
+from .input_checks import InputCheckedModel
 from .weights import load_canonical_into_keras
+from ..errors import ArgumentError
 
 
 def _conv_bn(x, conv: str, bn: str, filters: int, kernel: int, stride: int = 1):
     x = TorchConv2D(filters, kernel, stride, padding=(kernel - 1) // 2, use_bias=False, name=conv)(x)
-    return keras.layers.BatchNormalization(epsilon=tf_fused_bn_epsilon(BN_EPSILON), momentum=BN_DECAY, name=bn)(x)
+    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_DECAY, name=bn)(x)
 
 
 def _bottleneck(x, prefix: str, filters: int, stride: int, projection: bool):
@@ -47,9 +49,17 @@ def resnet50_tf_compat(
         weights: ``None`` or the path of a converted ``.safetensors`` file.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         input_shape: NHWC without the batch; any size >= 32.
+
+    Returns a model that runs in inference mode unless called with
+    ``training=True`` (Keras' training flag is per call: ``model(x)``,
+    ``model.predict(x)`` and ``model(x, training=False)`` all use the batch-norm
+    moving statistics), with or without weights.
+    Input: float32 NHWC, MLPerf ``pre_process_vgg``; a non-float32 array
+    (uint8 image, float64) raises :class:`zoo.errors.InputTypeError`, an
+    NCHW-shaped one :class:`zoo.errors.InputShapeError`.
     """
     if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        raise ArgumentError(f"num_classes must be >= 1, got {num_classes}")
     inputs = keras.Input(input_shape, name="input_tensor")
     x = keras.layers.ReLU(name="relu")(_conv_bn(inputs, "conv1", "bn1", 64, 7, 2))
     x = keras.layers.MaxPooling2D(3, 2, padding="same", name="maxpool")(x)
@@ -58,7 +68,7 @@ def resnet50_tf_compat(
             x = _bottleneck(x, f"layer{stage}.{block}", filters, stride if block == 0 else 1, projection=block == 0)
     x = keras.layers.GlobalAveragePooling2D(name="mean")(x)
     outputs = keras.layers.Dense(num_classes, name="fc")(x)
-    model = keras.Model(inputs, outputs, name="resnet50_tf_compat")
+    model = InputCheckedModel(inputs, outputs, name="resnet50_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "resnet50")
+        load_canonical_into_keras(model, weights, "resnet50", spec.TABLE)
     return model

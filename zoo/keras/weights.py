@@ -1,9 +1,10 @@
-"""Loading canonical (PyTorch-layout) weights into the Keras models.
+"""Loading canonical (PyTorch-layout) weights into the Keras models, through the model's name table.
 
-Each Keras layer that holds weights is named after the PyTorch module it
-mirrors (``features.conv2d_1_depthwise.conv``), so the canonical name of every
-Keras weight follows from the layer's name and class; layouts come from
-:mod:`zoo.layouts`. There is no per-model table on this side.
+The table (:mod:`zoo.specs`, one per model) gives, for every canonical
+tensor, the Keras layer and attribute that receive it and the layout rule
+(:mod:`zoo.layouts`). Loading is strict: every tensor in the table must be in
+the file with a shape that fits its Keras weight, the file may hold nothing
+else, and every weight of the Keras model must be in the table.
 """
 
 from __future__ import annotations
@@ -14,60 +15,67 @@ import keras
 import numpy as np
 
 from ..errors import FormatError, TensorShapeError
-from ..layouts import BATCHNORM_TORCH_TO_TF, Layout, torch_to_tf
-from ..weights import resolve_weights
+from ..layouts import torch_to_tf
+from ..specs import NameTable, name_table
 
 
-def _layer_tensors(layer: keras.layers.Layer) -> list[tuple[str, Layout | None, str]]:
-    """(canonical name, layout, Keras attribute) for each weight of ``layer``."""
-    prefix = layer.name
-    if isinstance(layer, keras.layers.BatchNormalization):
-        return [(f"{prefix}.{t}", Layout.VECTOR, k) for t, k in BATCHNORM_TORCH_TO_TF.items()]
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        kernel = [(f"{prefix}.weight", Layout.DEPTHWISE, "kernel")]
-    elif isinstance(layer, keras.layers.Conv2DTranspose):
-        kernel = [(f"{prefix}.weight", Layout.CONV_TRANSPOSE, "kernel")]
-    elif isinstance(layer, keras.layers.Conv2D):
-        kernel = [(f"{prefix}.weight", Layout.CONV, "kernel")]
-    elif isinstance(layer, keras.layers.Dense):
-        kernel = [(f"{prefix}.weight", Layout.DENSE, "kernel")]
-    else:
-        raise TypeError(f"no canonical layout for Keras layer {layer.name} ({type(layer).__name__})")
-    if getattr(layer, "use_bias", False):
-        kernel.append((f"{prefix}.bias", Layout.VECTOR, "bias"))
-    return kernel
+def _resolve_weights(weights: str | os.PathLike, model_name: str | None):
+    # zoo.weights imports torch; import it only when a file is actually loaded.
+    from ..weights import resolve_weights
+
+    return resolve_weights(weights, model_name)
 
 
-def load_canonical_into_keras(model: keras.Model, weights: str | os.PathLike, model_name: str | None = None) -> None:
-    """Load a converted ``.safetensors`` file (or ``model_name``'s weights tag) into ``model``, strictly."""
+def load_canonical_into_keras(
+    model: keras.Model,
+    weights: str | os.PathLike,
+    model_name: str | None = None,
+    table: NameTable | None = None,
+) -> None:
+    """Load a converted ``.safetensors`` file (or ``model_name``'s weights tag) into ``model``, strictly.
+
+    ``table`` defaults to ``model_name``'s name table.
+    """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    path = resolve_weights(weights, model_name)
+    if table is None:
+        if model_name is None:
+            raise ValueError("load_canonical_into_keras needs model_name or table")
+        table = name_table(model_name)
+    path = _resolve_weights(weights, model_name)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise FormatError(f"{path}: not a readable .safetensors file ({error})") from None
-    used: set[str] = set()
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        for name, layout, attribute in _layer_tensors(layer):
-            if name not in state:
-                raise FormatError(f"{path}: missing tensor {name}")
-            variable = getattr(layer, attribute)
-            multiplier = int(variable.shape[-1]) if layout is Layout.DEPTHWISE else 1
-            try:
-                value = torch_to_tf(layout, state[name], channel_multiplier=multiplier)
-            except ValueError:
-                value = state[name]
-            if tuple(value.shape) != tuple(variable.shape):
-                raise TensorShapeError(
-                    f"{path}: tensor {name} has shape {tuple(state[name].shape)}, "
-                    f"which does not fit Keras weight {variable.path} {tuple(variable.shape)}"
-                )
-            variable.assign(np.asarray(value, dtype=variable.dtype))
-            used.add(name)
-    unexpected = sorted(set(state) - used)
+    variables = {variable.path: variable for variable in model.weights}
+    unlisted = sorted(set(variables) - {spec.keras_name for spec in table})
+    if unlisted:
+        raise FormatError(
+            f"Keras model {model.name}: weight(s) {', '.join(unlisted[:5])} are not in the "
+            f"{model_name or 'model'} name table, so nothing would load them"
+        )
+    for spec in table:
+        variable = variables.get(spec.keras_name)
+        if variable is None:
+            raise FormatError(
+                f"Keras model {model.name} has no weight {spec.keras_name} (layer {spec.keras_layer!r}, "
+                f"attribute {spec.keras_attr!r}) for tensor {spec.torch}"
+            )
+        if spec.torch not in state:
+            raise FormatError(f"{path}: missing tensor {spec.torch} (for Keras weight {spec.keras_name})")
+        array = state[spec.torch]
+        try:
+            value = torch_to_tf(spec.layout, array, channel_multiplier=spec.multiplier)
+        except ValueError:
+            value = None
+        if value is None or tuple(value.shape) != tuple(variable.shape):
+            raise TensorShapeError(
+                f"{path}: tensor {spec.torch} has shape {tuple(array.shape)}, which does not fit Keras weight "
+                f"{spec.keras_name} {tuple(variable.shape)} (a {spec.layout.value} weight; the model needs "
+                f"{spec.shape} in PyTorch layout)"
+            )
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    unexpected = sorted(set(state) - {spec.torch for spec in table})
     if unexpected:
         raise FormatError(f"{path}: unexpected tensor(s) {', '.join(unexpected[:5])}")

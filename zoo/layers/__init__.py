@@ -5,7 +5,14 @@ computes on the NHWC transpose of that input (tested against TF in
 ``tests/test_layers.py``).
 """
 
-from .batchnorm import TF_FUSED_BN_MIN_EPSILON, batch_norm_2d_tf, tf_fused_bn_epsilon, tf_momentum_to_torch
+from .batchnorm import (
+    TF1_FUSED_BN_MIN_EPSILON,
+    TF_FUSED_BN_MIN_EPSILON,
+    batch_norm_2d_tf,
+    tf1_fused_bn_epsilon,
+    tf_fused_bn_epsilon,
+    tf_momentum_to_torch,
+)
 from .conv2d_same import Conv2dSame
 from .conv_bn_act import ConvBnAct
 from .padding import tf_same_pad, tf_same_pad_is_static
@@ -16,8 +23,10 @@ __all__ = [
     "Conv2dSame",
     "ConvBnAct",
     "MaxPool2dSame",
+    "TF1_FUSED_BN_MIN_EPSILON",
     "TF_FUSED_BN_MIN_EPSILON",
     "batch_norm_2d_tf",
+    "tf1_fused_bn_epsilon",
     "tf_fused_bn_epsilon",
     "tf_momentum_to_torch",
     "tf_same_pad",

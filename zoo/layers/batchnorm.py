@@ -4,19 +4,47 @@ from __future__ import annotations
 
 from torch import nn
 
-# TF 1.x ``tf.nn.fused_batch_norm`` (tensorflow/python/ops/nn_impl.py) raised
-# any epsilon below 1.001e-5 to 1.001e-5, cuDNN's CUDNN_BN_MIN_EPSILON plus a
-# margin, and stored the raised value in the graph's FusedBatchNorm node: a
-# model written with epsilon=1e-5 computed with 1.001e-5. TF 2.x dropped the
-# floor, so graphs from 1.x carry it and ports must apply it.
-TF_FUSED_BN_MIN_EPSILON = 1.001e-5
+from ..errors import ArgumentError
+
+# Which epsilon a TF fused batch norm computes with (tested in tests/test_layers.py,
+# test_tf_fused_batch_norm_epsilon_facts, against TF 2.21):
+#
+# * the ops (``tf.raw_ops.FusedBatchNorm``, ``FusedBatchNormV3``) use their
+#   ``epsilon`` attr exactly as given, 1e-6 included: no floor when a graph runs;
+# * TF 2.x's wrapper ``tf.compat.v1.nn.fused_batch_norm`` (there is no
+#   ``tf.nn.fused_batch_norm`` in TF 2) stores the epsilon it is given unchanged;
+# * TF 1.x's wrapper ``tf.nn.fused_batch_norm`` (tensorflow/python/ops/nn_impl.py,
+#   "min_epsilon = 1.001e-5", cuDNN's CUDNN_BN_MIN_EPSILON 1e-5 plus a margin)
+#   raised any smaller epsilon to 1.001e-5 *before* creating the node, so a TF 1.x
+#   graph built with epsilon=1e-5 (ResNet-50's resnet50_v1.pb) stores 1.001e-5.
+#
+# So the floor belongs to building a graph with TF 1.x, never to running one: ports
+# pass the epsilon the graph's node stores, and these helpers use it as given. The
+# converters check every batch norm node's epsilon against the port's
+# (zoo.convert.graph_check). ``tf1_fused_bn_epsilon`` says what a TF 1.x graph stores
+# for a source-level epsilon, for code that starts from the source's value.
+TF1_FUSED_BN_MIN_EPSILON = 1.001e-5
+TF_FUSED_BN_MIN_EPSILON = TF1_FUSED_BN_MIN_EPSILON  # the former name, kept for importers
 
 
 def tf_fused_bn_epsilon(epsilon: float) -> float:
-    """The epsilon TF 1.x fused batch norm actually used for ``epsilon``."""
-    if epsilon <= 0:
-        raise ValueError(f"epsilon must be > 0, got {epsilon}")
-    return max(epsilon, TF_FUSED_BN_MIN_EPSILON)
+    """The epsilon a TF fused batch norm node whose ``epsilon`` attr is ``epsilon`` computes with: that value.
+
+    Validates it (> 0) and returns it unchanged; it never raises it to a floor
+    (see the module comment: TF ops apply their attr as given).
+    """
+    if not epsilon > 0:
+        raise ArgumentError(f"epsilon must be > 0, got {epsilon}")
+    return float(epsilon)
+
+
+def tf1_fused_bn_epsilon(epsilon: float) -> float:
+    """The ``epsilon`` attr TF 1.x's ``tf.nn.fused_batch_norm`` stored for a requested ``epsilon``.
+
+    ``max(epsilon, 1.001e-5)``: an explicit, opt-in floor for code that starts
+    from a TF 1.x model's source value rather than from its graph.
+    """
+    return max(tf_fused_bn_epsilon(epsilon), TF1_FUSED_BN_MIN_EPSILON)
 
 
 def tf_momentum_to_torch(decay: float) -> float:
@@ -26,17 +54,19 @@ def tf_momentum_to_torch(decay: float) -> float:
     ``running = (1 - momentum) * running + momentum * batch``.
     """
     if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"decay must be in [0, 1], got {decay}")
+        raise ArgumentError(f"decay must be in [0, 1], got {decay}")
     return 1.0 - decay
 
 
 def batch_norm_2d_tf(num_features: int, epsilon: float = 0.001, decay: float = 0.99) -> nn.BatchNorm2d:
     """``nn.BatchNorm2d`` computing what a TF fused batch norm with ``epsilon`` computes.
 
-    ``epsilon`` and ``decay`` are given as the TF model states them (TF-slim and
-    Keras default to 0.001 and 0.99); the fused-BN floor and the inverted
-    momentum are applied here so that no port has to remember them.
+    ``epsilon`` is the value the TF graph's batch norm node stores (its
+    ``epsilon`` attr), used exactly: for a TF 1.x graph built with an epsilon
+    below 1.001e-5 that is the raised value (see :func:`tf1_fused_bn_epsilon`).
+    ``decay`` is the TF moving-average decay (TF-slim and Keras default to
+    0.001 and 0.99); the inverted momentum is applied here.
     """
     if num_features < 1:
-        raise ValueError(f"num_features must be >= 1, got {num_features}")
+        raise ArgumentError(f"num_features must be >= 1, got {num_features}")
     return nn.BatchNorm2d(num_features, eps=tf_fused_bn_epsilon(epsilon), momentum=tf_momentum_to_torch(decay))

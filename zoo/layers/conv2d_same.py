@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ArgumentError
 from .helpers import IntPair, to_pair
 from .input_checks import check_nchw
 from .padding import tf_same_pad, tf_same_pad_is_static
@@ -86,10 +87,10 @@ class Conv2dSame(nn.Conv2d):
 
 def _check_channels(in_channels: int, out_channels: int, groups: int) -> None:
     if in_channels < 1 or out_channels < 1:
-        raise ValueError(f"in_channels and out_channels must be >= 1, got {in_channels} and {out_channels}")
+        raise ArgumentError(f"in_channels and out_channels must be >= 1, got {in_channels} and {out_channels}")
     if groups < 1:
-        raise ValueError(f"groups must be >= 1, got {groups}")
+        raise ArgumentError(f"groups must be >= 1, got {groups}")
     if in_channels % groups or out_channels % groups:
-        raise ValueError(
+        raise ArgumentError(
             f"in_channels ({in_channels}) and out_channels ({out_channels}) must both be divisible by groups ({groups})"
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence, Union
 
+from ..errors import ArgumentError
+
 IntPair = Union[int, Sequence[int]]
 
 
@@ -14,16 +16,16 @@ def to_pair(value: IntPair, name: str, minimum: int = 1) -> tuple[int, int]:
     pair of ints, or when an entry is below ``minimum``.
     """
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise ArgumentError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
         pair = (value, value)
     else:
         try:
             pair = tuple(value)
         except TypeError:
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}") from None
+            raise ArgumentError(f"{name} must be an int or a pair of ints, got {value!r}") from None
         if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+            raise ArgumentError(f"{name} must be an int or a pair of ints, got {value!r}")
     if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
+        raise ArgumentError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
     return pair  # type: ignore[return-value]

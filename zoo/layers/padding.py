@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import functools
 
+from ..errors import ArgumentError
+
 
 @functools.lru_cache(maxsize=4096)
 def tf_same_pad(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
     """Return TF ``SAME`` padding ``(pad_before, pad_after)`` for one spatial axis."""
     if in_size < 0:
-        raise ValueError(f"in_size must be >= 0, got {in_size}")
+        raise ArgumentError(f"in_size must be >= 0, got {in_size}")
     for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
         if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
+            raise ArgumentError(f"{name} must be >= 1, got {value}")
     effective_kernel = (kernel_size - 1) * dilation + 1
     out_size = -(-in_size // stride)  # ceil(n / s)
     total = max((out_size - 1) * stride + effective_kernel - in_size, 0)

@@ -19,29 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputShapeError
+from ..layers.input_checks import check_input_tensor, parameter_dtype
 
-# (name, in, out, stride) of the encoder's 3x3 convolutions (padding 1, bias, LeakyReLU(0.1)).
-ENCODER = (
-    ("conv0", 6, 64, 1),
-    ("conv1", 64, 64, 2),
-    ("conv1_1", 64, 128, 1),
-    ("conv2", 128, 128, 2),
-    ("conv2_1", 128, 128, 1),
-    ("conv3", 128, 256, 2),
-    ("conv3_1", 256, 256, 1),
-    ("conv4", 256, 512, 2),
-    ("conv4_1", 512, 512, 1),
-    ("conv5", 512, 512, 2),
-    ("conv5_1", 512, 512, 1),
-    ("conv6", 512, 1024, 2),
-    ("conv6_1", 1024, 1024, 1),
-)
-# Decoder level -> (deconv in, deconv out, inter_conv in, inter_conv out); level 6 only predicts.
-DECODER = {5: (1024, 512, 1026, 512), 4: (1026, 256, 770, 256), 3: (770, 128, 386, 128), 2: (386, 64, 194, 64)}
-DIV_FLOW = 20.0  # FlowNet2SD(div_flow=20): the network predicts flow / 20
-RGB_MAX = 255.0  # args.rgb_max
-LEAKY_SLOPE = 0.1
-SIZE_MULTIPLE = 64
+# Architecture constants (encoder, decoder widths, div_flow, rgb_max, slope) live in
+# zoo.specs, shared with Keras.
+from ..specs.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, RGB_MAX, SIZE_MULTIPLE  # noqa: E402
 
 
 def _conv_leaky(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
@@ -71,9 +53,11 @@ class FlowNet2SD(nn.Module):
             setattr(self, f"upsampled_flow{level}_to_{level - 1}", nn.ConvTranspose2d(2, 2, 4, 2, 1))
 
     def _check(self, inputs: torch.Tensor) -> None:
+        check_input_tensor(inputs, parameter_dtype(self), "(B, 3, 2, H, W)", type(self).__name__)
         if inputs.dim() != 5 or inputs.shape[1] != 3 or inputs.shape[2] != 2:
+            hint = " (is it the Keras layout (B, 2, H, W, 3)?)" if inputs.dim() == 5 and inputs.shape[-1] == 3 else ""
             raise InputShapeError(
-                f"FlowNet2SD expects (B, 3, 2, H, W): RGB, frame 0 and frame 1; got shape {tuple(inputs.shape)}"
+                f"FlowNet2SD expects (B, 3, 2, H, W): RGB, frame 0 and frame 1; got shape {tuple(inputs.shape)}{hint}"
             )
         height, width = inputs.shape[-2:]
         if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE:
@@ -107,12 +91,34 @@ class FlowNet2SD(nn.Module):
 def estimate_flow(model: FlowNet2SD, frames: torch.Tensor) -> torch.Tensor:
     """Flow for frames of any size: resize to the next multiple of 64, run, resize and rescale back.
 
-    What the Caffe original's ``run-flownet.py`` does: the input is resized
-    (bilinear) to ``ceil(H/64)*64 x ceil(W/64)*64``, and the predicted flow is
-    resized back to ``H x W`` with u scaled by ``W / W64`` and v by ``H / H64``.
+    Exactly: ``H64 = ceil(H/64)*64`` and ``W64 = ceil(W/64)*64``; when both
+    equal H and W the model runs on ``frames`` untouched. Otherwise each of the
+    six frame channels is resized to ``H64 x W64`` by bilinear interpolation
+    with half-pixel centres (``F.interpolate(..., align_corners=False)``, no
+    antialiasing; source ``(x + 0.5) * W/W64 - 0.5``, clamped at the edges),
+    the model's full-resolution eval output (NVIDIA's x4 bilinear upsample of
+    flow2 * 20) is resized to ``H x W`` the same way, and u is multiplied by
+    ``W / W64``, v by ``H / H64``.
+
+    Shared with the Caffe original (lmb-freiburg/flownet2
+    ``scripts/run-flownet.py``: divisor 64, ``ADAPTED_WIDTH = ceil(width /
+    divisor) * divisor``, ``SCALE_WIDTH = width / ADAPTED_WIDTH``, the same for
+    heights): the target size and the u, v factors. Not the same: its deploy
+    net resizes with Caffe's ``Resample`` layer (LINEAR, ``antialias`` on by
+    default; ``resample_layer.cu`` samples at ``x * fx + fy / 2 - 0.5``, i.e.
+    half-pixel centres only when both axes scale alike, and widens the
+    triangle filter when it shrinks), and, as lmb's deploy-generation code
+    and ports of the deploy net show, it resizes the quarter-resolution flow
+    (flow2 * 20) straight to H x W in one step, where this runs NVIDIA's x4
+    upsample first. So for sizes that are not multiples of 64 the flow can
+    differ slightly from the Caffe original's; at multiples of 64 both reduce
+    to NVIDIA's forward (Caffe's resample is then the identity on the input
+    and a half-pixel bilinear x4 on the output).
+
     ``frames``: (B, 3, 2, H, W) RGB in [0, 255]; returns (B, 2, H, W). ``model``
     must be in eval mode.
     """
+    check_input_tensor(frames, parameter_dtype(model), "(B, 3, 2, H, W)", "estimate_flow")
     if frames.dim() != 5 or frames.shape[1] != 3 or frames.shape[2] != 2:
         raise InputShapeError(f"estimate_flow expects (B, 3, 2, H, W), got shape {tuple(frames.shape)}")
     batch, _, _, height, width = frames.shape
@@ -135,14 +141,15 @@ def flownet2_sd(weights: str | os.PathLike | None = None) -> FlowNet2SD:
         weights: ``None`` for random initialisation, or the path of a converted
             ``.safetensors`` file (``python scripts/convert.py flownet2_sd ...``).
 
-    Returns the model in eval mode when weights are loaded. Input (B, 3, 2, H, W)
-    RGB in [0, 255], H and W multiples of 64 (see :func:`estimate_flow`);
-    output (B, 2, H, W) flow in pixels.
+    Returns the model in eval mode, with or without weights (``model.train()``
+    switches to the five multi-scale training outputs). Input: a float32
+    ``torch.Tensor`` (B, 3, 2, H, W), RGB in [0, 255], H and W multiples of 64
+    (see :func:`estimate_flow`); a NumPy array or another dtype raises
+    :class:`zoo.errors.InputTypeError`. Output (B, 2, H, W) flow in pixels.
     """
     model = FlowNet2SD()
     if weights is not None:
         from ..weights import load_torch_weights
 
         load_torch_weights(model, weights, "flownet2_sd")
-        model.eval()
-    return model
+    return model.eval()

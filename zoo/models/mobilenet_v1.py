@@ -15,29 +15,11 @@ import torch
 from torch import nn
 
 from ..layers import ConvBnAct
-from ..layers.input_checks import check_nchw
+from ..layers.input_checks import check_input_tensor, check_nchw, parameter_dtype
+from ..errors import ArgumentError
 
-# TF-slim MOBILENETV1_CONV_DEFS after Conv2d_0 (3x3 stride 2, 32 channels):
-# (pointwise output channels, depthwise stride) of separable blocks 1..13.
-SEPARABLE_BLOCKS: tuple[tuple[int, int], ...] = (
-    (64, 1),
-    (128, 2),
-    (128, 1),
-    (256, 2),
-    (256, 1),
-    (512, 2),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (512, 1),
-    (1024, 2),
-    (1024, 1),
-)
-STEM_CHANNELS = 32
-# mobilenet_v1_arg_scope: batch_norm epsilon 0.001 (FusedBatchNorm attr in the
-# eval graph: 0.0010000000475).
-BN_EPSILON = 0.001
+# Architecture constants (TF-slim MOBILENETV1_CONV_DEFS, epsilon) live in zoo.specs, shared with Keras.
+from ..specs.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS  # noqa: E402
 
 
 class MobileNetV1TfCompat(nn.Module):
@@ -52,7 +34,7 @@ class MobileNetV1TfCompat(nn.Module):
     def __init__(self, num_classes: int = 1001) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise ArgumentError(f"num_classes must be >= 1, got {num_classes}")
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         blocks["conv2d_0"] = ConvBnAct(3, STEM_CHANNELS, 3, 2, epsilon=BN_EPSILON, act=nn.ReLU6())
         channels = STEM_CHANNELS
@@ -70,6 +52,7 @@ class MobileNetV1TfCompat(nn.Module):
         self.logits = nn.Conv2d(channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_tensor(x, parameter_dtype(self), "NCHW (B, 3, H, W)", type(self).__name__)
         check_nchw(x, 3, type(self).__name__)
         return self.forward_head(self.forward_features(x))
 
@@ -91,13 +74,15 @@ def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes
             ``.safetensors`` file (``python scripts/convert.py mobilenet_v1 ...``).
         num_classes: 1001 for the upstream classifier (class 0 = background).
 
-    Returns the model in eval mode when weights are loaded. Input: NCHW float
-    in [-1, 1] (MLPerf ``pre_process_mobilenet``); output: logits (B, num_classes).
+    Returns the model in eval mode, with or without weights (batch norm uses
+    its running statistics; call ``model.train()`` to fine-tune). Input: a
+    float32 ``torch.Tensor``, NCHW, in [-1, 1] (MLPerf ``pre_process_mobilenet``);
+    a NumPy array or another dtype raises :class:`zoo.errors.InputTypeError`.
+    Output: logits (B, num_classes).
     """
     model = MobileNetV1TfCompat(num_classes)
     if weights is not None:
         from ..weights import load_torch_weights
 
         load_torch_weights(model, weights, "mobilenet_v1")
-        model.eval()
-    return model
+    return model.eval()

@@ -23,16 +23,12 @@ import torch
 from torch import nn
 
 from ..layers import MaxPool2dSame, batch_norm_2d_tf
-from ..layers.input_checks import check_nchw
+from ..layers.input_checks import check_input_tensor, check_nchw, parameter_dtype
+from ..errors import ArgumentError
 
-BLOCKS = (3, 4, 6, 3)
-FILTERS = (64, 128, 256, 512)
-STRIDES = (1, 2, 2, 2)
-EXPANSION = 4
-# _BATCH_NORM_EPSILON = 1e-5 in resnet_model.py; the frozen graph stores the
-# TF 1.x fused-BN floor 1.001e-5, which batch_norm_2d_tf applies.
-BN_EPSILON = 1e-5
-BN_DECAY = 0.997
+# Architecture constants (stages, widths, strides, batch-norm epsilon and decay) live in
+# zoo.specs, shared with Keras.
+from ..specs.resnet50 import BLOCKS, BN_DECAY, BN_EPSILON, EXPANSION, FILTERS, STRIDES  # noqa: E402
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
@@ -75,7 +71,7 @@ class ResNet50TfCompat(nn.Module):
     def __init__(self, num_classes: int = 1001) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+            raise ArgumentError(f"num_classes must be >= 1, got {num_classes}")
         self.conv1, self.bn1 = _conv(3, 64, 7, 2), _bn(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = MaxPool2dSame(3, 2)
@@ -95,6 +91,7 @@ class ResNet50TfCompat(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_tensor(x, parameter_dtype(self), "NCHW (B, 3, H, W)", type(self).__name__)
         check_nchw(x, 3, type(self).__name__)
         # resnet_model/Mean over H, W, Squeeze, then the dense layer (final_dense).
         return self.fc(self.forward_features(x).mean(dim=(2, 3)))
@@ -108,13 +105,15 @@ def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: in
             ``.safetensors`` file (``python scripts/convert.py resnet50 ...``).
         num_classes: 1001 for the upstream classifier (class 0 = background).
 
-    Returns the model in eval mode when weights are loaded. Input: NCHW float,
-    MLPerf ``pre_process_vgg``; output: logits (B, num_classes).
+    Returns the model in eval mode, with or without weights (batch norm uses
+    its running statistics; call ``model.train()`` to fine-tune). Input: a
+    float32 ``torch.Tensor``, NCHW, MLPerf ``pre_process_vgg``; a NumPy array
+    or another dtype raises :class:`zoo.errors.InputTypeError`. Output: logits
+    (B, num_classes).
     """
     model = ResNet50TfCompat(num_classes)
     if weights is not None:
         from ..weights import load_torch_weights
 
         load_torch_weights(model, weights, "resnet50")
-        model.eval()
-    return model
+    return model.eval()

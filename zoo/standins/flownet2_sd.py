@@ -20,23 +20,14 @@ import torch
 import torch.nn.functional as F
 
 from ..fileio import atomic_output
+from ..specs import flownet2_sd as spec
+from ..specs.flownet2_sd import caffe_layer_name  # noqa: F401  (re-exported)
 
-# Shapes from NVIDIA's networks/FlowNetSD.py (batchNorm=False), written out
-# independently of zoo.models so that the stand-in is a second statement of the format.
-_CONVS = {
-    "conv0.0": (6, 64), "conv1.0": (64, 64), "conv1_1.0": (64, 128), "conv2.0": (128, 128),
-    "conv2_1.0": (128, 128), "conv3.0": (128, 256), "conv3_1.0": (256, 256), "conv4.0": (256, 512),
-    "conv4_1.0": (512, 512), "conv5.0": (512, 512), "conv5_1.0": (512, 512), "conv6.0": (512, 1024),
-    "conv6_1.0": (1024, 1024),
-    "inter_conv5.0": (1026, 512), "inter_conv4.0": (770, 256), "inter_conv3.0": (386, 128), "inter_conv2.0": (194, 64),
-    "predict_flow6": (1024, 2), "predict_flow5": (512, 2), "predict_flow4": (256, 2), "predict_flow3": (128, 2),
-    "predict_flow2": (64, 2),
-}
-_DECONVS = {
-    "deconv5.0": (1024, 512), "deconv4.0": (1026, 256), "deconv3.0": (770, 128), "deconv2.0": (386, 64),
-    "upsampled_flow6_to_5": (2, 2), "upsampled_flow5_to_4": (2, 2), "upsampled_flow4_to_3": (2, 2),
-    "upsampled_flow3_to_2": (2, 2),
-}
+# Names and shapes from the model's name table (zoo.specs.flownet2_sd, NVIDIA's
+# networks/FlowNetSD.py with batchNorm=False): module -> (in, out) channels.
+_CONVS = {layer.module: (layer.in_channels, layer.out_channels) for layer in spec.LAYERS if layer.kind == "conv"}
+_DECONVS = {layer.module: (layer.in_channels, layer.out_channels) for layer in spec.LAYERS if layer.kind == "deconv"}
+_SHAPES = {tensor.upstream: tensor.upstream_shape for tensor in spec.TABLE}  # state_dict key -> shape
 # The flow heads predict flow / 20; this gain puts the x20 output at a few to tens of pixels.
 _FLOW_HEAD_GAIN = 1.5
 
@@ -50,16 +41,16 @@ def make_state_dict(seed: int = 0) -> "OrderedDict[str, torch.Tensor]":
         state[f"{name}.weight"] = torch.from_numpy(weight.astype(np.float32))
         state[f"{name}.bias"] = torch.from_numpy(bias.astype(np.float32))
 
-    for name, (cin, cout) in _CONVS.items():
+    for name, (cin, _) in _CONVS.items():
         # He init for LeakyReLU(0.1): std sqrt(2 / ((1 + 0.1^2) * fan_in)).
         std = np.sqrt(2.0 / (1.01 * cin * 9))
         if name.startswith("predict_flow"):
             std *= _FLOW_HEAD_GAIN
-        put(name, rng.standard_normal((cout, cin, 3, 3)) * std, rng.normal(0.0, 0.01, cout))
-    for name, (cin, cout) in _DECONVS.items():
+        put(name, rng.standard_normal(_SHAPES[f"{name}.weight"]) * std, rng.normal(0.0, 0.01, _SHAPES[f"{name}.bias"]))
+    for name, (cin, _) in _DECONVS.items():
         # A k4 s2 transposed conv sums about cin * 4 taps per output pixel.
         std = np.sqrt(2.0 / (1.01 * cin * 4)) if cin > 2 else 0.25
-        put(name, rng.standard_normal((cin, cout, 4, 4)) * std, rng.normal(0.0, 0.01, cout))
+        put(name, rng.standard_normal(_SHAPES[f"{name}.weight"]) * std, rng.normal(0.0, 0.01, _SHAPES[f"{name}.bias"]))
     return state
 
 
@@ -71,22 +62,6 @@ def write_checkpoint(path: str | os.PathLike, seed: int = 0, extra: dict | None 
     with atomic_output(path) as f:
         torch.save(payload, f, _use_new_zipfile_serialization=False)
     return path
-
-
-# lmb-freiburg's Caffe layer names for NVIDIA's module names, as NVIDIA's
-# conversion matched them: Convolution1..5 are the flow heads predict_flow6..2,
-# interconv5..2 the inter_conv5..2, upsample_flow6to5..3to2 the flow
-# upsamplers; the rest keep their names.
-_CAFFE_NAMES = {
-    **{f"predict_flow{level}": f"Convolution{6 - level + 1}" for level in (6, 5, 4, 3, 2)},
-    **{f"inter_conv{level}.0": f"interconv{level}" for level in (5, 4, 3, 2)},
-    **{f"upsampled_flow{level}_to_{level - 1}": f"upsample_flow{level}to{level - 1}" for level in (6, 5, 4, 3)},
-}
-
-
-def caffe_layer_name(module: str) -> str:
-    """The Caffe layer that holds the weights of NVIDIA's module ``module`` (e.g. ``conv1_1.0``)."""
-    return _CAFFE_NAMES.get(module, module.removesuffix(".0"))
 
 
 def write_caffe_h5(path: str | os.PathLike, seed: int = 0) -> Path:
@@ -110,11 +85,14 @@ def write_caffe_h5(path: str | os.PathLike, seed: int = 0) -> Path:
                 continue
             module = key.removesuffix(".weight")
             weight = state[key].numpy()
-            if module == "conv0.0":
-                weight = weight[:, [2, 1, 0, 5, 4, 3]]
-            layer = data.create_group(caffe_layer_name(module))
-            layer.create_dataset("0", data=weight)
-            layer.create_dataset("1", data=state[f"{module}.bias"].numpy())
+            if key == spec.CONV0_WEIGHT:
+                weight = weight[:, list(spec.CONV0_BGR_TO_RGB)]  # RGB -> BGR: the permutation is its own inverse
+            layer, blob = spec.CAFFE_BLOBS[key]
+            bias_layer, bias_blob = spec.CAFFE_BLOBS[f"{module}.bias"]
+            assert bias_layer == layer
+            group = data.require_group(layer)
+            group.create_dataset(blob, data=weight)
+            group.create_dataset(bias_blob, data=state[f"{module}.bias"].numpy())
     return path
 
 def nvidia_forward(

@@ -21,61 +21,34 @@ import numpy as np
 
 from ..errors import FormatError, InputShapeError, TensorShapeError
 from ..fileio import atomic_write_bytes
+from ..specs import mobilenet_v1 as spec
+from ..specs.mobilenet_v1 import (  # noqa: F401  (re-exported for the stand-in's users)
+    INPUT_NODE,
+    LOGITS_NODE,
+    NUM_CLASSES,
+    OUTPUT_NODE,
+    RELEASE_MEMBERS,
+    TGZ_NAME,
+)
 from .tf_session import run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-INPUT_NODE = "input"
-LOGITS_NODE = "MobilenetV1/Logits/SpatialSqueeze"
-OUTPUT_NODE = "MobilenetV1/Predictions/Reshape_1"
-NAME = "mobilenet_v1_1.0_224"
-TGZ_NAME = f"{NAME}.tgz"
-RELEASE_MEMBERS: tuple[str, ...] = (
-    f"{NAME}.ckpt.data-00000-of-00001",
-    f"{NAME}.ckpt.index",
-    f"{NAME}.ckpt.meta",
-    f"{NAME}.tflite",
-    f"{NAME}_eval.pbtxt",
-    f"{NAME}_frozen.pb",
-    f"{NAME}_info.txt",
-)
+# Facts about the real release and the model's name table: zoo.specs.mobilenet_v1.
+NAME = spec.RELEASE_PREFIX
 INFO_TXT = f"Model: {NAME}\nInput: {INPUT_NODE}\nOutput: {OUTPUT_NODE}\n"
 
-NUM_CLASSES = 1001  # ImageNet + background class 0
-_BN_EPSILON = 0.001  # mobilenet_v1_arg_scope: batch_norm_epsilon=0.001
+_BN_EPSILON = spec.BN_EPSILON  # mobilenet_v1_arg_scope: batch_norm_epsilon=0.001
 _INIT_STDDEV = 0.09  # mobilenet_v1_arg_scope: truncated_normal_initializer(stddev=0.09)
 _BN_CONST = 0.0003  # the dangling `BatchNorm/Const` of the eval graph (value as in the release)
 _GRAPH_PRODUCER = 26  # `versions { producer: 26 }` of the real eval graph
-# _CONV_DEFS: Conv(3x3, stride 2, 32), then 13 DepthSepConv(stride, depth).
-_SEPARABLE = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
-              (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
 _BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
-def _layers() -> list[tuple[str, str, int, tuple[int, ...]]]:
-    """(scope, kind, stride, kernel shape) for the 27 conv layers, in graph order."""
-    layers = [("Conv2d_0", "conv", 2, (3, 3, 3, 32))]
-    depth = 32
-    for i, (stride, out) in enumerate(_SEPARABLE, start=1):
-        layers.append((f"Conv2d_{i}_depthwise", "depthwise", stride, (3, 3, depth, 1)))
-        layers.append((f"Conv2d_{i}_pointwise", "conv", 1, (1, 1, depth, out)))
-        depth = out
-    return layers
-
-
 def _model_variable_shapes() -> dict[str, tuple[int, ...]]:
-    """The 137 model variables in eval-graph order: kernel + 4 BatchNorm per layer, logits."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for scope, kind, _, kshape in _layers():
-        kernel = "depthwise_weights" if kind == "depthwise" else "weights"
-        shapes[f"MobilenetV1/{scope}/{kernel}"] = kshape
-        channels = kshape[2] if kind == "depthwise" else kshape[3]
-        for v in _BN_VARS:
-            shapes[f"MobilenetV1/{scope}/BatchNorm/{v}"] = (channels,)
-    shapes["MobilenetV1/Logits/Conv2d_1c_1x1/weights"] = (1, 1, 1024, NUM_CLASSES)
-    shapes["MobilenetV1/Logits/Conv2d_1c_1x1/biases"] = (NUM_CLASSES,)
-    return shapes
+    """The 137 model variables in eval-graph order (kernel + 4 BatchNorm per layer, logits), from the name table."""
+    return {tensor.upstream: tensor.upstream_shape for tensor in spec.TABLE}
 
 
 MODEL_VARIABLES: tuple[str, ...] = tuple(_model_variable_shapes())
@@ -236,21 +209,23 @@ def _build(weights: Mapping[str, np.ndarray] | None, image_size: int, global_poo
     tf = b.tf
     b.node(INPUT_NODE, "Placeholder", dtype=b.type_(), shape=b.shape([-1, image_size, image_size, 3]))
     net = INPUT_NODE
-    for scope, kind, stride, kshape in _layers():
-        var, ops = f"MobilenetV1/{scope}", f"MobilenetV1/MobilenetV1/{scope}"  # variable vs op scope
+    shapes = _model_variable_shapes()
+    for layer in spec.LAYERS:
+        scope, kind, stride, kshape = layer.scope, layer.kind, layer.stride, shapes[layer.upstream_kernel]
+        ops = f"MobilenetV1/MobilenetV1/{scope}"  # the op scope; variables live under spec.SCOPE
         if kind == "conv":  # slim.conv2d(normalizer_fn=batch_norm), no bias
-            kernel = b.variable(f"{var}/weights", kshape, "truncated_normal")
+            kernel = b.variable(layer.upstream_kernel, kshape, "truncated_normal")
             b.const(f"{ops}/dilation_rate", [1, 1], tf.int32, unused=True)
             net = b.node(f"{ops}/Conv2D", "Conv2D", [net, kernel], use_cudnn_on_gpu=b._a(b=True),
                          **b.conv_attrs(stride))
         else:  # slim.separable_conv2d(num_outputs=None): tf.nn.depthwise_conv2d, multiplier 1
-            kernel = b.variable(f"{var}/depthwise_weights", kshape, "truncated_normal")
+            kernel = b.variable(layer.upstream_kernel, kshape, "truncated_normal")
             b.const(f"{ops}/depthwise/Shape", kshape, tf.int32, unused=True)
             b.const(f"{ops}/depthwise/dilation_rate", [1, 1], tf.int32, unused=True)
             net = b.node(f"{ops}/depthwise", "DepthwiseConv2dNative", [net, kernel],
                          **b.conv_attrs(stride))
-        channels = (kshape[2] if kind == "depthwise" else kshape[3],)
-        bn = [b.variable(f"{var}/BatchNorm/{v}", channels, "ones" if v in ("gamma", "moving_variance") else "zeros")
+        bn = [b.variable(f"{layer.upstream_batch_norm}/{v}", shapes[f"{layer.upstream_batch_norm}/{v}"],
+                         "ones" if v in ("gamma", "moving_variance") else "zeros")
               for v in _BN_VARS]
         net = b.node(f"{ops}/BatchNorm/FusedBatchNorm", "FusedBatchNorm", [net, *bn],
                      is_training=b._a(b=False), epsilon=b._a(f=_BN_EPSILON),
@@ -265,9 +240,9 @@ def _build(weights: Mapping[str, np.ndarray] | None, image_size: int, global_poo
         net = b.node("MobilenetV1/Logits/AvgPool_1a/AvgPool", "AvgPool", [net],
                      ksize=b.ints([1, 7, 7, 1]), **b.conv_attrs(2, b"VALID", dilations=False))
     net = b.node("MobilenetV1/Logits/Dropout_1b/Identity", "Identity", [net], T=b.type_())
-    head = "MobilenetV1/Logits/Conv2d_1c_1x1"
-    kernel = b.variable(f"{head}/weights", (1, 1, 1024, NUM_CLASSES), "truncated_normal")
-    bias = b.variable(f"{head}/biases", (NUM_CLASSES,), "zeros")
+    head = spec.LOGITS_SCOPE
+    kernel = b.variable(f"{head}/weights", shapes[f"{head}/weights"], "truncated_normal")
+    bias = b.variable(f"{head}/biases", shapes[f"{head}/biases"], "zeros")
     b.const(f"{head}/dilation_rate", [1, 1], tf.int32, unused=True)
     net = b.node(f"{head}/Conv2D", "Conv2D", [net, kernel], use_cudnn_on_gpu=b._a(b=True),
                  **b.conv_attrs(1))
@@ -389,12 +364,12 @@ def _convert_tflite(frozen_pb: Path, size: int = 224) -> bytes:
 
 def _release_files(work: Path, seed: int) -> Iterator[tuple[str, Path]]:
     variables = make_variables(seed)
-    _write_checkpoint(variables, work / f"{NAME}.ckpt")
-    (work / f"{NAME}_eval.pbtxt").write_text(graph_text(eval_graph_def()))
-    frozen = work / f"{NAME}_frozen.pb"
+    _write_checkpoint(variables, work / spec.CHECKPOINT_PREFIX)
+    (work / spec.EVAL_PBTXT_MEMBER).write_text(graph_text(eval_graph_def()))
+    frozen = work / spec.FROZEN_MEMBER
     frozen.write_bytes(frozen_graph_def(model_variables(variables)).SerializeToString(deterministic=True))
     (work / f"{NAME}.tflite").write_bytes(_convert_tflite(frozen))
-    (work / f"{NAME}_info.txt").write_text(INFO_TXT)
+    (work / spec.INFO_MEMBER).write_text(INFO_TXT)
     for member in RELEASE_MEMBERS:
         yield member, work / member
 

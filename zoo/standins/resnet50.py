@@ -32,28 +32,26 @@ import numpy as np
 
 from ..errors import FormatError, InputShapeError, TensorShapeError
 from ..fileio import atomic_write_bytes
+from ..specs import resnet50 as spec
+from ..specs.resnet50 import (  # noqa: F401  (re-exported for the stand-in's users)
+    ARGMAX_NODE,
+    BLOCKS,
+    BN_EPSILON,
+    FILTERS,
+    INPUT_NODE,
+    LOGITS_NODE,
+    MIN_IMAGE_SIZE,
+    NUM_CLASSES,
+    PB_NAME,
+    SOFTMAX_NODE,
+    STRIDES,
+)
 from .tf_session import run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
 
-INPUT_NODE = "input_tensor"  # official/utils/export: tf.placeholder(..., name='input_tensor')
-SOFTMAX_NODE = "softmax_tensor"  # resnet_run_loop: tf.nn.softmax(logits, name='softmax_tensor')
-ARGMAX_NODE = "ArgMax"  # resnet_run_loop: tf.argmax(logits, axis=1), int64
-LOGITS_NODE = "resnet_model/final_dense"  # resnet_model: tf.identity(inputs, 'final_dense')
-PB_NAME = "resnet50_v1.pb"
-
-# imagenet_main._get_block_sizes(50) and ImagenetModel: num_filters 64 doubled per
-# stage, block_strides [1, 2, 2, 2]; bottleneck blocks end with 4 * filters.
-BLOCKS = (3, 4, 6, 3)
-FILTERS = (64, 128, 256, 512)
-STRIDES = (1, 2, 2, 2)
-NUM_CLASSES = 1001  # imagenet_main._NUM_CLASSES: ImageNet + background class 0
-MIN_IMAGE_SIZE = 32  # the network's total stride
-
-# resnet_model._BATCH_NORM_EPSILON is 1e-5, but TF 1.x nn.fused_batch_norm raises any
-# epsilon below cuDNN's minimum to 1.001e-5, and that is what the FusedBatchNorm attr holds.
-BN_EPSILON = 1.001e-5
+# Facts about the real frozen graph, the architecture and the name table: zoo.specs.resnet50.
 _BN_VARS = ("gamma", "beta", "moving_mean", "moving_variance")  # keras BN build() order
 # RMS of MLPerf-preprocessed photos (RGB minus [123.68, 116.78, 103.94], no scaling),
 # used to give the stem BN realistic moving statistics for inputs of that scale.
@@ -67,33 +65,13 @@ def _conv_layers() -> list[tuple[int, int, int, int, int]]:
     stage's first block ``_bottleneck_block_v1`` calls the projection shortcut before
     the main path, so conv2d_1, _11, _24 and _43 are the 1x1 stride-s shortcuts.
     """
-    layers = [(7, 2, 3, 64, -1)]  # conv2d_fixed_padding(kernel_size=7, strides=2)
-    channels, block = 64, 0
-    for blocks, filters, stride in zip(BLOCKS, FILTERS, STRIDES):
-        for b in range(blocks):
-            s = stride if b == 0 else 1
-            if b == 0:
-                layers.append((1, s, channels, 4 * filters, block))  # projection_shortcut
-            layers += [(1, 1, channels, filters, block), (3, s, filters, filters, block),
-                       (1, 1, filters, 4 * filters, block)]
-            channels, block = 4 * filters, block + 1
-    return layers
-
-
-def _suffix(i: int) -> str:
-    return "" if i == 0 else f"_{i}"
+    return [(layer.kernel_size, layer.stride, layer.in_channels, layer.out_channels, layer.block)
+            for layer in spec.LAYERS]
 
 
 def weight_shapes() -> dict[str, tuple[int, ...]]:
-    """The 267 weight Consts of the frozen graph, in graph order, with their shapes."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i, (k, _, cin, cout, _) in enumerate(_conv_layers()):
-        shapes[f"resnet_model/conv2d{_suffix(i)}/kernel"] = (k, k, cin, cout)  # HWIO, use_bias=False
-        for v in _BN_VARS:
-            shapes[f"resnet_model/batch_normalization{_suffix(i)}/{v}"] = (cout,)
-    shapes["resnet_model/dense/kernel"] = (4 * FILTERS[-1], NUM_CLASSES)
-    shapes["resnet_model/dense/bias"] = (NUM_CLASSES,)
-    return shapes
+    """The 267 weight Consts of the frozen graph, in graph order, with their shapes (from the name table)."""
+    return {tensor.upstream: tensor.upstream_shape for tensor in spec.TABLE}
 
 
 WEIGHT_NAMES: tuple[str, ...] = tuple(weight_shapes())
@@ -116,8 +94,8 @@ def make_weights(seed: int = 0) -> dict[str, np.ndarray]:
     for i, (k, _, cin, cout, _) in enumerate(layers):
         fan_in = k * k * cin
         he = np.float32(np.sqrt(2.0 / fan_in))
-        out[f"resnet_model/conv2d{_suffix(i)}/kernel"] = rng.standard_normal((k, k, cin, cout), np.float32) * he
-        bn = f"resnet_model/batch_normalization{_suffix(i)}"
+        out[spec.LAYERS[i].upstream_kernel] = rng.standard_normal((k, k, cin, cout), np.float32) * he
+        bn = spec.LAYERS[i].upstream_batch_norm
         # A He conv sees E[x^2] ~ 0.5 after BN + Relu, so its output variance is ~1;
         # the stem sees raw pixels, so its variance is ~2 * _INPUT_RMS^2.
         scale = 2.0 * _INPUT_RMS ** 2 if i == 0 else 1.0
@@ -127,8 +105,10 @@ def make_weights(seed: int = 0) -> dict[str, np.ndarray]:
         out[f"{bn}/moving_mean"] = rng.normal(0.0, 0.2, cout) * np.sqrt(scale)
         out[f"{bn}/moving_variance"] = rng.uniform(0.5, 2.0, cout) * scale
     # tf.layers.dense's default glorot_uniform has std sqrt(2 / (2048 + 1001)) ~ 0.026.
-    out["resnet_model/dense/kernel"] = rng.standard_normal((4 * FILTERS[-1], NUM_CLASSES), np.float32) * np.float32(0.025)
-    out["resnet_model/dense/bias"] = rng.normal(0.0, 0.1, NUM_CLASSES)
+    shapes = weight_shapes()
+    kernel, bias = f"{spec.DENSE_SCOPE}/kernel", f"{spec.DENSE_SCOPE}/bias"
+    out[kernel] = rng.standard_normal(shapes[kernel], np.float32) * np.float32(0.025)
+    out[bias] = rng.normal(0.0, 0.1, shapes[bias])
     return {name: out[name].astype(np.float32) for name in WEIGHT_NAMES}
 
 
@@ -289,8 +269,9 @@ def frozen_graph_def(weights: Mapping[str, np.ndarray],
                  keep_dims=b._a(b=True))
     net = b.identity("final_reduce_mean", net)
     net = b.node("resnet_model/Squeeze", "Squeeze", [net], T=b.type_(), squeeze_dims=b.ints([1, 2]))
-    kernel = b.variable("resnet_model/dense/kernel", (4 * FILTERS[-1], NUM_CLASSES))
-    bias = b.variable("resnet_model/dense/bias", (NUM_CLASSES,))
+    shapes = weight_shapes()
+    kernel = b.variable(f"{spec.DENSE_SCOPE}/kernel", shapes[f"{spec.DENSE_SCOPE}/kernel"])
+    bias = b.variable(f"{spec.DENSE_SCOPE}/bias", shapes[f"{spec.DENSE_SCOPE}/bias"])
     net = b.node("resnet_model/dense/MatMul", "MatMul", [net, kernel], T=b.type_(),
                  transpose_a=b._a(b=False), transpose_b=b._a(b=False))
     net = b.node("resnet_model/dense/BiasAdd", "BiasAdd", [net, bias], T=b.type_(),

@@ -1,0 +1,27 @@
+"""What zoo knows about each model, without PyTorch or Keras: one module per model.
+
+``zoo.specs.<model>`` holds the architecture (layer lists, channel widths,
+strides, epsilons), the facts about the real upstream files (graph node
+names, release members, Caffe layer names) and the model's one name table
+(:class:`~zoo.specs.common.TensorSpec` per tensor: upstream name, PyTorch
+``state_dict`` key, Keras weight, layout rule, shape). The PyTorch models,
+the Keras models, the converters and the stand-in writers all read it; it
+imports neither framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .common import NameTable, TensorSpec
+
+MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
+
+__all__ = ["MODELS", "NameTable", "TensorSpec", "name_table"]
+
+
+def name_table(model: str) -> NameTable:
+    """The name table of ``model`` (one of :data:`MODELS`)."""
+    if model not in MODELS:
+        raise ValueError(f"no name table for model {model!r}; known: {', '.join(MODELS)}")
+    return importlib.import_module(f"{__name__}.{model}").TABLE
