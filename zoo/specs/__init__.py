@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 
+from ..errors import UnknownModelError
+from ..registry import list_models
 from .common import NameTable, TensorSpec
 
-MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
+MODELS = tuple(list_models())  # one spec module per registered model
 
 __all__ = ["MODELS", "NameTable", "TensorSpec", "name_table"]
 
@@ -23,5 +25,5 @@ __all__ = ["MODELS", "NameTable", "TensorSpec", "name_table"]
 def name_table(model: str) -> NameTable:
     """The name table of ``model`` (one of :data:`MODELS`)."""
     if model not in MODELS:
-        raise ValueError(f"no name table for model {model!r}; known: {', '.join(MODELS)}")
+        raise UnknownModelError(f"no name table for model {model!r}; known: {', '.join(MODELS)}")
     return importlib.import_module(f"{__name__}.{model}").TABLE
