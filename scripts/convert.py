@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from zoo.cli import report_error, run_cli
+from zoo.convert.canonical import check_output_path
 from zoo.errors import ZooError
 from zoo.registry import get_model_entry, list_models
 
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--source and --out are required (unless --names)")
     convert = get_model_entry(args.model).load("converter")
     try:
+        check_output_path(args.out)
         out = convert(args.source, args.out, use_moving_averages=args.moving_averages)
     except ZooError as error:
         return report_error(error)

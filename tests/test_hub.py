@@ -7,10 +7,12 @@ requests the server saw (count, Range headers, query).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import json
 import multiprocessing
+import os
 import shutil
 import threading
 import time
@@ -25,7 +27,7 @@ import torch
 
 import zoo
 from zoo import hub
-from zoo.errors import ChecksumError, DownloadError, ManifestError, OfflineError
+from zoo.errors import ChecksumError, DownloadError, ManifestError, OfflineError, ZooError
 from zoo.manifest import converted_file_name
 from zoo.weights import read_state_dict
 
@@ -649,3 +651,235 @@ def test_cache_location_and_offline_switch(tmp_path, monkeypatch):
     for value, offline in (("1", True), ("true", True), ("ON", True), ("0", False), ("", False)):
         monkeypatch.setenv("ZOO_OFFLINE", value)
         assert hub.is_offline() is offline, value
+
+
+# --- every download ends; nothing unverified is trusted (issue 13) ------------------------------
+
+
+def drip(data: bytes, interval_s: float, content_length: bool = True) -> Handler:
+    """Send ``data`` one byte every ``interval_s`` (bounded: stops when the client hangs up or data ends)."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        if content_length:
+            handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        for i in range(len(data)):
+            handler.wfile.write(data[i:i + 1])
+            time.sleep(interval_s)
+
+    return route
+
+
+def test_slow_drip_ends_at_the_deadline(server, tmp_path, monkeypatch):
+    # 1 byte/s: each byte restarts a read timeout, so only a total deadline ends this.
+    server.routes["/drip"] = drip(DATA[:20], 1.0)
+    monkeypatch.setenv("ZOO_DOWNLOAD_ALLOWANCE_S", "2")
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="too slow") as error:
+        hub.download([server.url("/drip")], tmp_path / "f.bin", sha256=SHA, retries=3, backoff_s=0.0, timeout=5.0)
+    elapsed = time.monotonic() - started
+    assert 1.5 < elapsed < 5.0, elapsed
+    assert "ZOO_MIN_BYTES_PER_S" in str(error.value)
+    assert len(server.hits("/drip")) == 1  # a deadline is not retried
+    assert not (tmp_path / "f.bin").exists()
+
+
+def test_deadline_grows_with_the_size_at_the_minimum_throughput(server, tmp_path, monkeypatch):
+    # 20 bytes at 10 bytes/s: 2 s on top of the allowance; a 5 bytes/s drip misses it.
+    server.routes["/drip"] = drip(DATA[:20], 0.2)
+    monkeypatch.setenv("ZOO_DOWNLOAD_ALLOWANCE_S", "0.5")
+    monkeypatch.setenv("ZOO_MIN_BYTES_PER_S", "10")
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="too slow"):
+        hub.download([server.url("/drip")], tmp_path / "f.bin", size=20, sha256=SHA, backoff_s=0.0, timeout=5.0)
+    assert 2.3 < time.monotonic() - started < 4.0
+
+
+def test_bad_throughput_setting_is_a_zoo_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_MIN_BYTES_PER_S", "fast")
+    with pytest.raises(ZooError, match="ZOO_MIN_BYTES_PER_S='fast'"):
+        hub.download(["http://127.0.0.1:9/f.bin"], tmp_path / "f.bin")
+
+
+def test_stalled_server_times_out_per_stall_setting(server, tmp_path, monkeypatch):
+    def stall(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(DATA)))
+        handler.end_headers()
+        handler.wfile.write(DATA[:1000])
+        time.sleep(5.0)  # bounded: then the handler ends
+
+    server.routes["/stall"] = stall
+    monkeypatch.setenv("ZOO_STALL_TIMEOUT_S", "0.3")
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="timed out: no byte for 0.3 s"):
+        hub.download([server.url("/stall")], tmp_path / "f.bin", sha256=SHA, retries=1, backoff_s=0.0)
+    assert time.monotonic() - started < 3.0
+    assert len(server.hits("/stall")) == 2  # a stall is transient: retried
+
+
+def test_redirect_loop_is_not_retried(server, tmp_path):
+    def loop(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", "/loop")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    server.routes["/loop"] = loop
+    server.routes["/f.bin"] = serve(DATA)
+    dest = hub.download([server.url("/loop"), server.url("/f.bin")], tmp_path / "f.bin", sha256=SHA, retries=3,
+                        backoff_s=0.0, timeout=5.0)
+    assert dest.read_bytes() == DATA  # moved on to the next URL
+    assert len(server.hits("/loop")) == hub.MAX_REDIRECTS + 1  # one attempt: no retries of the loop
+    with pytest.raises(DownloadError, match="redirect loop"):
+        hub.download([server.url("/loop")], tmp_path / "g.bin", sha256=SHA, retries=3, backoff_s=0.0, timeout=5.0)
+    assert len(server.hits("/loop")) == 2 * (hub.MAX_REDIRECTS + 1)
+
+
+def test_checksumless_download_cut_short_stays_partial_and_resumes(server, tmp_path):
+    server.routes["/f.bin"] = drop_halfway
+    dest = tmp_path / "f.bin"
+    with pytest.raises(DownloadError) as error:
+        hub.download([server.url("/f.bin")], dest, retries=1, backoff_s=0.0, timeout=5.0)
+    part = tmp_path / ".f.bin.part"
+    assert not dest.exists() and part.stat().st_size == len(DATA) // 2
+    assert str(part) in str(error.value)
+    server.routes["/f.bin"] = serve(DATA)
+    assert hub.download([server.url("/f.bin")], dest, **FAST).read_bytes() == DATA
+    assert server.hits("/f.bin")[-1]["Range"] == f"bytes={len(DATA) // 2}-"
+    assert leftovers(tmp_path) == []
+
+
+def test_checksumless_upstream_without_content_length_is_never_trusted(server, tmp_path, home, monkeypatch):
+    # FlowNet2-SD's case: no published checksum. A body with no Content-Length cut halfway looks complete.
+    def cut(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(DATA[: len(DATA) // 2])
+        handler.close_connection = True
+
+    server.routes["/ckpt"] = cut
+    monkeypatch.setattr(hub, "DEFAULT_BACKOFF_S", 0.0)
+    manifest = write_manifest(tmp_path / "m.json", "flownet2_sd.nvidia",
+                              {"file": "ckpt.pth.tar", "urls": [server.url("/ckpt")], "size": None, "sha256": None})
+    target = home / "upstream" / "ckpt.pth.tar"
+    for _ in range(2):  # a later call does not trust what the first left behind
+        with pytest.raises(DownloadError, match="no Content-Length"):
+            hub.fetch_upstream("flownet2_sd", "nvidia", manifest=manifest)
+        assert not target.exists()
+        assert (home / "upstream" / ".ckpt.pth.tar.part").stat().st_size == len(DATA) // 2
+    # A server that says how long the file is: resumed, and accepted once whole.
+    server.routes["/ckpt"] = serve(DATA)
+    with pytest.warns(hub.UnverifiedFileWarning):
+        path = hub.fetch_upstream("flownet2_sd", "nvidia", manifest=manifest)
+    assert path == target and path.read_bytes() == DATA
+    assert server.hits("/ckpt")[-1]["Range"] == f"bytes={len(DATA) // 2}-"
+    assert leftovers(home / "upstream") == []
+
+
+def published_manifest(server: LocalServer, tmp_path: Path) -> tuple[Path, dict]:
+    converted = published(server, DATA, "mobilenet_v1", "mlperf", "/w/converted")
+    manifest = write_manifest(tmp_path / "m.json", "mobilenet_v1.mlperf",
+                              {"file": "m.tgz", "urls": [server.url("/m.tgz")], "size": None, "sha256": SHA}, converted)
+    return manifest, converted
+
+
+def test_cached_converted_file_with_flipped_bytes_is_refetched(server, tmp_path, home, monkeypatch):
+    manifest, converted = published_manifest(server, tmp_path)
+    path = hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest)
+    assert path.read_bytes() == DATA and len(server.requests) == 1
+    # Stamp it as verified long after its mtime, as a cache hit a day later would find it.
+    old = time.time_ns() - 86_400 * 10**9
+    os.utime(path, ns=(old, old))
+    assert hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest) == path  # rehashed: mtime moved
+    with monkeypatch.context() as patched:
+        patched.setattr(hub, "sha256_file", lambda p: pytest.fail(f"rehashed {p}"))
+        assert hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest) == path  # the stamp holds
+    assert len(server.requests) == 1
+
+    flipped = bytearray(DATA)
+    flipped[12345] ^= 0xFF
+    path.write_bytes(bytes(flipped))  # same size
+    with pytest.warns(hub.CorruptCacheWarning, match="sha256"):
+        again = hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest)
+    assert again == path and path.read_bytes() == DATA
+    assert len(server.hits("/w/converted")) == 2
+
+
+def test_truncated_cached_published_file_is_refetched(server, tmp_path, home):
+    manifest, converted = published_manifest(server, tmp_path)
+    cached = home / "weights" / converted["file"]
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(DATA[:-100])
+    with pytest.warns(hub.CorruptCacheWarning, match=f"{len(DATA) - 100} bytes, expected {len(DATA)}"):
+        path = hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest)
+    assert path == cached and path.read_bytes() == DATA
+    assert len(server.hits("/w/converted")) == 1
+    assert leftovers(home / "weights") == []
+
+
+def test_corrupt_cached_file_offline_is_deleted_and_offline_error_raised(server, tmp_path, home, monkeypatch):
+    manifest, converted = published_manifest(server, tmp_path)
+    cached = home / "weights" / converted["file"]
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(DATA[::-1])  # right size, wrong bytes
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    with pytest.warns(hub.CorruptCacheWarning), pytest.raises(OfflineError):
+        hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest)
+    assert not cached.exists()
+    assert server.requests == []
+
+
+def test_disk_full_names_the_path_and_leaves_no_partial_file(server, tmp_path, monkeypatch):
+    server.routes["/f.bin"] = serve(DATA)
+    writes = []
+
+    def full_disk(f, chunk: bytes) -> None:
+        writes.append(len(chunk))
+        if len(writes) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        f.write(chunk)
+
+    monkeypatch.setattr(hub, "_write_chunk", full_disk)
+    dest = tmp_path / "f.bin"
+    with pytest.raises(ZooError) as error:
+        hub.download([server.url("/f.bin")], dest, sha256=SHA, **FAST)
+    assert isinstance(error.value, hub.DiskFullError) and error.value.errno == errno.ENOSPC
+    assert str(dest) in str(error.value) and "no space left" in str(error.value)
+    assert len(server.hits("/f.bin")) == 1  # not retried
+    assert not dest.exists() and leftovers(tmp_path) == []
+
+
+def test_rewrite_within_the_same_clock_tick_as_the_stamp_is_still_caught(server, tmp_path, home):
+    # Coarse file-system clocks can give a rewrite right after stamping the same mtime: such a stamp is not trusted.
+    manifest, converted = published_manifest(server, tmp_path)
+    path = hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest)
+    mtime_ns = path.stat().st_mtime_ns
+    path.write_bytes(DATA[::-1])  # same size
+    os.utime(path, ns=(mtime_ns, mtime_ns))  # and, as on a coarse clock, the same mtime
+    with pytest.warns(hub.CorruptCacheWarning, match="sha256"):
+        assert hub.converted_weights("mobilenet_v1", "mlperf", manifest=manifest).read_bytes() == DATA
+    assert len(server.hits("/w/converted")) == 2
+
+
+def test_disk_full_while_converting_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
+    import zoo.registry
+
+    def convert(source, out) -> None:
+        Path(out).write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class Entry:
+        def load(self, what):
+            assert what == "converter"
+            return convert
+
+    manifest = write_manifest(tmp_path / "m.json", "resnet50.mlperf", {
+        "file": "resnet50_v1.pb", "urls": ["http://127.0.0.1:9/x"], "size": None, "md5": "0" * 32})
+    entry = hub.load_manifest(manifest).entry("resnet50", "mlperf")
+    monkeypatch.setattr(zoo.registry, "get_model_entry", lambda name: Entry())
+    out = tmp_path / "weights"
+    with pytest.raises(hub.DiskFullError, match=str(out)):
+        hub.convert_upstream(entry, tmp_path / "src.pb", out)
+    assert list(out.iterdir()) == []

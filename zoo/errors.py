@@ -56,3 +56,7 @@ class UnknownModelError(ZooError, KeyError):
 
     def __str__(self) -> str:  # KeyError's str() would quote the message
         return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class DiskFullError(ZooError, OSError):
+    """Writing a download or a converted file ran out of disk space (or quota); the partial file is removed."""

@@ -2,7 +2,8 @@
 
 A converted file holds the model's ``state_dict`` under PyTorch names and
 layouts (float32). Loading is strict: every tensor the model needs must be
-there with its shape, and nothing else may be; errors name the tensor.
+there with its shape, and nothing else may be; every tensor must be float32
+(or cast on request) and finite. Errors name the tensor.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import FormatError, TensorShapeError
+from .weights_check import checked_float32
 
 # Buffers the model keeps that carry no upstream weight.
 _OPTIONAL_SUFFIXES = ("num_batches_tracked",)
@@ -65,9 +67,18 @@ def check_state_dict(
             raise TensorShapeError(f"{source}: tensor {name} has shape {got}, the model needs {want}")
 
 
-def load_torch_weights(model: nn.Module, weights: str | os.PathLike, model_name: str | None = None) -> None:
-    """Load a converted file (or ``model_name``'s weights tag) into ``model``, strictly."""
+def load_torch_weights(
+    model: nn.Module, weights: str | os.PathLike, model_name: str | None = None, cast: bool = False
+) -> None:
+    """Load a converted file (or ``model_name``'s weights tag) into ``model``, strictly.
+
+    Every tensor must be float32 and finite (:func:`zoo.weights_check.checked_float32`);
+    ``cast=True`` casts a file of another dtype (float16, int8, ...) to float32
+    instead of refusing it. The builders' ``weights=`` loads without a cast; to
+    load such a file, build the model without weights and call this function.
+    """
     path = resolve_weights(weights, model_name)
     state = read_state_dict(path)
     check_state_dict(model.state_dict(), state, path)
+    state = checked_float32(state, path, cast=cast, skip_dtype=_OPTIONAL_SUFFIXES)
     model.load_state_dict(state, strict=False)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..fileio import atomic_output
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,6 +53,7 @@ def write_canonical(tensors: Mapping[str, np.ndarray], out: str | os.PathLike, m
     between calls, so the header is written here with sorted keys. Tensors are
     streamed to the file one by one, so no second copy of the model is held.
     """
+    check_output_path(out)
     names = sorted(tensors)
     header: dict[str, object] = {"__metadata__": {key: str(metadata[key]) for key in sorted(metadata)}}
     offset = 0
@@ -61,8 +63,23 @@ def write_canonical(tensors: Mapping[str, np.ndarray], out: str | os.PathLike, m
         offset += size
     encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     encoded += b" " * (-len(encoded) % 8)
-    with atomic_output(out) as f:
-        f.write(struct.pack("<Q", len(encoded)) + encoded)
-        for name in names:
-            f.write(memoryview(np.ascontiguousarray(tensors[name], dtype="<f4")).cast("B"))
+    try:
+        with atomic_output(out) as f:
+            f.write(struct.pack("<Q", len(encoded)) + encoded)
+            for name in names:
+                f.write(memoryview(np.ascontiguousarray(tensors[name], dtype="<f4")).cast("B"))
+    except OSError as error:
+        raise ArgumentError(f"{out}: cannot write the converted file ({error.strerror or error})") from None
     return Path(out)
+
+
+def check_output_path(out: str | os.PathLike) -> None:
+    """Refuse an output path that is a folder (or sits under a file), before any work is done."""
+    path = Path(out)
+    if path.is_dir():
+        raise ArgumentError(f"{out}: is a folder; give the path of the .safetensors file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ArgumentError(f"{out}: cannot write there: {parent} is a file, not a folder")
+            break

@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..errors import FormatError, TensorShapeError
+from ..errors import FormatError, TensorShapeError, ZooError
 from ..layouts import Layout, tf_to_torch, torch_to_tf
 from .archive import extract_member
 from .canonical import CONVERTER_VERSION, sha256_file, write_canonical
 from .graph_check import EXPECTATIONS, check_graph
 from .tf_checkpoint import is_checkpoint_prefix, read_checkpoint
+from .limits import max_tensor_bytes
 from .tf_graph import GraphNode, read_frozen_graph
 
 NameMap = Mapping[str, tuple[str, Layout]]  # canonical name -> (upstream name, layout rule)
@@ -35,29 +37,81 @@ def source_sha256(source: str | os.PathLike) -> str:
     return sha256_file(source)
 
 
+def member_bounds(model: str, expected_shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, int]:
+    """The most bytes a release archive's frozen-graph and checkpoint members may hold.
+
+    The release's own size (the registry's, when it records an archive of
+    ``model``) bounds each: weights do not compress, so no member holds much
+    more than the archive. Else the frozen graph is bounded by twice the
+    model's parameter bytes (it is little more than the parameters) and a
+    checkpoint's data by eight times (raw variables, moving averages and
+    optimizer slots).
+    """
+    from ..registry import MODELS
+
+    param_bytes = sum(4 * int(np.prod(shape, dtype=np.int64)) for shape in expected_shapes.values())
+    entry = MODELS.get(model)
+    sizes = [w.upstream.size for w in (entry.weights if entry else ())
+             if w.upstream.size and w.upstream.file and is_archive(w.upstream.file)]
+    if sizes:
+        return max(sizes), max(sizes)
+    slack = 1 << 20  # graph plumbing, headers
+    return 2 * param_bytes + slack, 8 * param_bytes + slack
+
+
+def _read_archived_graph(source: str, member: str, workdir: str, max_bytes: int | None, tensor_limit: int | None):
+    """A frozen graph read from ``source``'s ``member``; errors name the archive and member, not the temp copy."""
+    path = extract_member(source, member, workdir, max_bytes)
+    try:
+        return read_frozen_graph(path, max_tensor_bytes=tensor_limit)
+    except ZooError as error:
+        message = str(error)
+        where = f"{source}: member {member}"
+        message = message.replace(str(path), where) if str(path) in message else f"{where}: {message}"
+        raise type(error)(message) from None
+
+
 def read_upstream(
     source: str | os.PathLike,
     frozen_member: str,
     checkpoint_member_prefix: str,
     from_checkpoint: bool,
     workdir: str,
+    max_bytes: tuple[int, int] | None = None,
+    tensor_limit: int | None = None,
 ) -> tuple[dict[str, np.ndarray], str, list[GraphNode] | None]:
     """The tensors of a release archive, a frozen ``.pb`` or a checkpoint prefix, which it was,
-    and the graph's nodes (``None`` for a checkpoint: it holds variables, no ops)."""
+    and the graph's nodes (``None`` for a checkpoint: it holds variables, no ops).
+
+    ``max_bytes`` (frozen graph, checkpoint) bounds what is read of an archive's members
+    (:func:`member_bounds`); only the members needed are read. ``tensor_limit`` bounds what
+    one Const of a frozen graph may declare (:func:`zoo.convert.limits.max_tensor_bytes`).
+    """
+    frozen_bound, checkpoint_bound = max_bytes or (None, None)
     if is_archive(source):
+        source = os.fspath(source)
         if not from_checkpoint:
-            nodes, consts = read_frozen_graph(extract_member(source, frozen_member, workdir))
+            if not frozen_member:
+                raise FormatError(f"{source}: this model is not converted from an archive; give the frozen .pb itself")
+            nodes, consts = _read_archived_graph(source, frozen_member, workdir, frozen_bound, tensor_limit)
             return consts, "frozen graph constants", nodes
+        if not checkpoint_member_prefix:
+            raise FormatError(f"{source}: this model has no checkpoint in an archive; give the checkpoint prefix itself")
         for suffix in (".index", ".data-00000-of-00001"):
-            extract_member(source, checkpoint_member_prefix + suffix, workdir)
-        return read_checkpoint(os.path.join(workdir, checkpoint_member_prefix)), "checkpoint", None
+            extract_member(source, checkpoint_member_prefix + suffix, workdir, checkpoint_bound)
+        try:
+            return read_checkpoint(os.path.join(workdir, checkpoint_member_prefix)), "checkpoint", None
+        except ZooError as error:
+            prefix = os.path.join(workdir, checkpoint_member_prefix)
+            message = str(error).replace(prefix, f"{source}: member {checkpoint_member_prefix}")
+            raise type(error)(message) from None
     if is_checkpoint_prefix(source):
         return read_checkpoint(source), "checkpoint", None
     if not os.path.isfile(source):
         raise FormatError(f"source not found: {source} (give the release .tgz, the frozen .pb or a checkpoint prefix)")
     if from_checkpoint:
         raise FormatError(f"{source}: moving averages live in the checkpoint, not in a frozen graph")
-    nodes, consts = read_frozen_graph(source)
+    nodes, consts = read_frozen_graph(source, max_tensor_bytes=tensor_limit)
     return consts, "frozen graph constants", nodes
 
 
@@ -119,10 +173,12 @@ def convert_tf_release(
     with tempfile.TemporaryDirectory() as workdir:
         try:
             upstream, kind, nodes = read_upstream(
-                source, frozen_member, checkpoint_member_prefix, use_moving_averages, workdir
+                source, frozen_member, checkpoint_member_prefix, use_moving_averages, workdir,
+                member_bounds(model, expected_shapes), max_tensor_bytes(expected_shapes.values()),
             )
-        except tarfile.TarError as error:
-            raise FormatError(f"{source}: {error}") from None
+        except (tarfile.TarError, zlib.error, EOFError) as error:
+            # A corrupt archive's compressed stream (zlib) or an early end, whichever reader met it.
+            raise FormatError(f"{source}: not a readable release archive ({error or type(error).__name__})") from None
         if use_moving_averages and kind != "checkpoint":
             raise FormatError(f"{source}: moving averages live in the checkpoint, not in a frozen graph")
         canonical = map_tensors(upstream, name_map, expected_shapes, source, use_moving_averages)

@@ -86,19 +86,23 @@ def load_upstream_graph_def(model: str, path: str | os.PathLike) -> "object":
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{path}: no such upstream file")
+    where = str(path)
     if tarfile.is_tarfile(path):
-        with tarfile.open(path) as tar:
-            members = [m for m in tar.getmembers() if m.name.endswith("_frozen.pb")]
-            if not members:
-                raise FormatError(f"{path}: the archive has no *_frozen.pb member")
-            data = tar.extractfile(members[0]).read()
+        # Only the *_frozen.pb member is read, bounded (zoo.convert.archive); nothing is unpacked.
+        from ..convert.archive import read_member_bytes
+        from ..convert.tf_common import member_bounds
+        from ..specs.common import torch_shapes
+
+        bound = member_bounds(model, torch_shapes(_upstream_module(model).TABLE))[0]
+        member, data = read_member_bytes(path, "*_frozen.pb", bound)
+        where = f"{path}: member {member}"
     else:
         data = path.read_bytes()
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(data)
     except Exception as error:  # protobuf's DecodeError
-        raise FormatError(f"{path}: not a binary GraphDef ({error})") from None
+        raise FormatError(f"{where}: not a binary GraphDef ({error})") from None
     module = _upstream_module(model)
     names = {node.name for node in graph_def.node}
     for node in (module.INPUT_NODE, module.LOGITS_NODE):

@@ -4,7 +4,8 @@ The table (:mod:`zoo.specs`, one per model) gives, for every canonical
 tensor, the Keras layer and attribute that receive it and the layout rule
 (:mod:`zoo.layouts`). Loading is strict: every tensor in the table must be in
 the file with a shape that fits its Keras weight, the file may hold nothing
-else, and every weight of the Keras model must be in the table.
+else, and every weight of the Keras model must be in the table; every tensor
+must be float32 (or cast on request) and finite.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 from ..errors import FormatError, TensorShapeError
 from ..layouts import torch_to_tf
 from ..specs import NameTable, name_table
+from ..weights_check import checked_float32
 
 
 def _resolve_weights(weights: str | os.PathLike, model_name: str | None):
@@ -31,10 +33,15 @@ def load_canonical_into_keras(
     weights: str | os.PathLike,
     model_name: str | None = None,
     table: NameTable | None = None,
+    cast: bool = False,
 ) -> None:
     """Load a converted ``.safetensors`` file (or ``model_name``'s weights tag) into ``model``, strictly.
 
-    ``table`` defaults to ``model_name``'s name table.
+    ``table`` defaults to ``model_name``'s name table. Every tensor must be
+    float32 and finite (:func:`zoo.weights_check.checked_float32`); ``cast=True``
+    casts a file of another dtype (float16, int8, ...) to float32 instead of
+    refusing it. The builders' ``weights=`` loads without a cast; to load such a
+    file, build the model without weights and call this function.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
@@ -48,6 +55,7 @@ def load_canonical_into_keras(
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise FormatError(f"{path}: not a readable .safetensors file ({error})") from None
+    state = checked_float32(state, path, cast=cast)
     variables = {variable.path: variable for variable in model.weights}
     unlisted = sorted(set(variables) - {spec.keras_name for spec in table})
     if unlisted:
