@@ -6,6 +6,9 @@
 * :mod:`zoo.eval.accuracy`: the frameworks that produce logits (PyTorch,
   Keras, the upstream TensorFlow graph), top-1/top-5, the JSON report, and
   sharding across ``torchrun`` ranks.
+* :mod:`zoo.eval.mlperf`: MLPerf LoadGen runs (``scripts/mlperf_run.py``): the
+  query sample library, the batching SUT, settings, and scoring of
+  ``mlperf_log_accuracy.json`` as MLPerf's ``accuracy-imagenet.py`` does.
 * :mod:`zoo.eval.flow_eval`: FlowNet2-SD average EPE on Sintel- and
   FlyingChairs-style folders.
 
