@@ -15,7 +15,9 @@ per-call-padding baseline and a symmetric-padding control. Every row carries
 its max |diff| against the upstream output: a mode that breaks parity (1e-4 on
 logits, 1e-3 px on flow) is flagged and never counted as the fastest. It also
 measures the machine's fp32 matmul ceiling, each converter's time and peak
-memory, and verify_accuracy.py's throughput, then writes
+memory, verify_accuracy.py's throughput and, for the classifiers, MLPerf
+LoadGen's SingleStream p90 latency and Offline samples/s of each
+zoo.eval.mlperf backend (benchmarks/loadgen.py), then writes
 ``benchmarks/results/latest.{md,json}`` (atomically) and prints the Markdown.
 """
 
@@ -41,6 +43,7 @@ import torch  # noqa: E402
 import conversion  # noqa: E402
 import eval_io  # noqa: E402
 import harness  # noqa: E402
+import loadgen  # noqa: E402
 import variants  # noqa: E402
 from harness import Mode  # noqa: E402
 
@@ -504,6 +507,7 @@ def markdown(report: dict) -> str:
                              f"{item['bare_images_per_s']:.1f} | {item['verify_accuracy_images_per_s']:.1f} | "
                              f"{item['ratio']:.3f} |")
         lines.append("")
+    lines += loadgen.markdown(report.get("loadgen", []))
     lines += ["### Targets", "", "| target | measured | goal | met | note |", "|---|---:|---:|---|---|"]
     for t in report["targets"]:
         met = "-" if t["met"] is None else ("yes" if t["met"] else "**no**")
@@ -534,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="add a torch.compile mode (about a minute of compiling per model)")
     parser.add_argument("--no-conversion", action="store_true", help="skip the converter measurements")
     parser.add_argument("--no-eval", action="store_true", help="skip the verify_accuracy.py measurement")
+    parser.add_argument("--no-loadgen", action="store_true",
+                        help="skip the MLPerf LoadGen rows (SingleStream and Offline per backend; --quick: tiny settings)")
     parser.add_argument("--default-malloc", action="store_true",
                         help="keep glibc's malloc thresholds (by default the run re-executes itself with them raised, "
                              "so freed activations are reused, not page-faulted anew)")
@@ -571,7 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = harness.machine_description(args.threads)
     ceiling = harness.matmul_ceiling(args.threads, settings.ceiling_size)
     log(f"matmul ceiling {ceiling['gflops']:.1f} GFLOP/s ({ceiling['library']})")
-    results, conversions, evaluation = [], [], []
+    results, conversions, evaluation, loadgen_results = [], [], [], []
     with tempfile.TemporaryDirectory(prefix="zoo-bench-") as tmp:
         workdir = Path(tmp)
         for model in models:
@@ -594,6 +600,10 @@ def main(argv: list[str] | None = None) -> int:
                     except Exception as error:  # noqa: BLE001 - zoo.eval is being written: report, go on
                         evaluation.append({"model": model, "error": f"{type(error).__name__}: {error}"[:200]})
                     log(f"{model}: verify_accuracy {evaluation[-1]}")
+            if not args.no_loadgen and model != "flownet2_sd":
+                loadgen_results.append(loadgen.measure(
+                    model, workdir / f"{model}.safetensors", result["source"], workdir,
+                    loadgen.QUICK if args.quick else loadgen.FULL, threads=args.threads, log=log))
     report = {
         "format": "zoo-benchmark/1",
         "quick": args.quick,
@@ -604,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": results,
         "conversion": conversions,
         "verify_accuracy": evaluation,
+        "loadgen": loadgen_results,
         "wall_s": None,
     }
     report["targets"] = evaluate_targets(results, conversions, evaluation)

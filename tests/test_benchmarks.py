@@ -98,6 +98,20 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
     (conversion,) = report["conversion"]
     assert conversion["seconds"] > 0 and conversion["source_bytes"] > 0
 
+    # LoadGen rows (--quick: tiny settings; structure only, no timing): both scenarios x every backend.
+    (loadgen,) = report["loadgen"]
+    assert loadgen["model"] == "mobilenet_v1"
+    rows = {(r["scenario"], r["backend"]): r for r in loadgen["rows"]}
+    assert set(rows) == {(s, b) for s in ("SingleStream", "Offline")
+                         for b in ("tf-upstream", "torch", "keras", "onnxruntime")}
+    for (scenario, backend), row in rows.items():
+        assert row["error"] is None, row
+        assert row["result"] in ("VALID", "INVALID") and row["value"] > 0 and row["samples"] > 0
+        assert row["unit"] == ("ns" if scenario == "SingleStream" else "samples/s")
+        assert row["vs_upstream"] > 0 and (backend != "tf-upstream" or row["vs_upstream"] == 1.0)
+    assert rows[("Offline", "torch")]["samples"] == loadgen["settings"]["offline_samples"]
+    assert "### MLPerf LoadGen" in markdown and "| mobilenet_v1 | Offline | onnxruntime | samples/s |" in markdown
+
     # Markdown: every table row has as many cells as its header.
     tables, current = [], None
     for line in markdown.splitlines():
@@ -108,7 +122,7 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
             current.append(line)
         else:
             current = None
-    assert len(tables) >= 3
+    assert len(tables) >= 4
     for table in tables:
         width = table[0].count("|")
         assert set(table[1].replace("|", "").replace("-", "").replace(":", "")) <= {""}, table[1]

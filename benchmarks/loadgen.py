@@ -1,0 +1,181 @@
+"""MLPerf LoadGen rows for ``benchmarks/run.py``: SingleStream p90 latency and Offline samples/s per backend.
+
+Each backend of :mod:`zoo.eval.mlperf` (``tf-upstream`` running the upstream
+frozen graph, ``torch`` in its fastest exact form, ``keras`` and
+``onnxruntime``) answers LoadGen's queries through the same
+:class:`~zoo.eval.mlperf.ClassifierSUT` and query sample library, in
+PerformanceOnly mode, with the same settings for every backend. The samples are
+synthetic preprocessed arrays (random, NHWC float32, the layout of MLPerf's
+cache) held in memory: no accuracy is scored, only time. Every metric is also
+given as a speed ratio to ``tf-upstream`` measured in the same run (> 1: faster).
+
+The settings are short on purpose (seconds, not MLPerf's 600 s minimum
+duration): SingleStream runs at least ``single_stream_queries`` queries (64 is
+the least for which LoadGen's early-stopping estimate of the 90th percentile
+can be VALID) and ``single_stream_seconds``; Offline sends one query of
+``offline_samples[model]`` samples with no minimum duration, so every backend
+does the same work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+BACKENDS = ("tf-upstream", "torch", "keras", "onnxruntime")
+SCENARIOS = ("SingleStream", "Offline")
+IMAGE_SHAPE = (224, 224, 3)  # NHWC, as MLPerf's preprocessed cache
+
+
+@dataclass(frozen=True)
+class LoadGenSettings:
+    """The LoadGen settings every backend runs under (per model only the Offline query size differs)."""
+
+    samples: int  # QSL size: synthetic arrays in memory
+    single_stream_queries: int  # min_query_count
+    single_stream_seconds: float  # min_duration
+    offline_samples: dict[str, int] = field(default_factory=dict)  # min_query_count = the one query's size
+    max_batchsize: int = 32  # Offline batches (SingleStream runs batch 1)
+    gap_s: float = 0.3  # sleep between runs so the previous runtime's threads go idle
+
+
+FULL = LoadGenSettings(samples=64, single_stream_queries=64, single_stream_seconds=2.0,
+                       offline_samples={"mobilenet_v1": 256, "resnet50": 96}, max_batchsize=32)
+# --quick: structure, not figures; under 64 queries SingleStream reads INVALID (LoadGen's early stopping).
+# Offline at batch 1 there, so that one ONNX export serves both scenarios.
+QUICK = LoadGenSettings(samples=8, single_stream_queries=8, single_stream_seconds=0.0,
+                        offline_samples={"mobilenet_v1": 8, "resnet50": 8}, max_batchsize=1, gap_s=0.05)
+
+
+class SyntheticArrays:
+    """An in-memory stand-in for :class:`zoo.eval.imagenet.ArrayDataset`: ``n`` random NHWC float32 images."""
+
+    layout = "NHWC"
+    shape = IMAGE_SHAPE
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        generator = np.random.default_rng(seed)
+        self.arrays = generator.uniform(-1, 1, (n, *IMAGE_SHAPE)).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def load(self, i: int) -> np.ndarray:
+        return self.arrays[i]
+
+    def batch(self, indices) -> np.ndarray:
+        return self.arrays[list(indices)]
+
+
+def _settings(lg, mlperf, model: str, scenario: str, settings: LoadGenSettings, dataset_size: int):
+    test = mlperf.make_settings(lg, model, scenario, "performance", dataset_size=dataset_size)
+    test.max_duration_ms = 0  # no cap: min query count and min duration decide the end
+    test.max_query_count = 0
+    if scenario == "SingleStream":
+        test.min_query_count = settings.single_stream_queries
+        test.min_duration_ms = int(settings.single_stream_seconds * 1000)
+    else:
+        test.min_query_count = settings.offline_samples[model]
+        test.min_duration_ms = 0
+        test.offline_expected_qps = 1.0  # the query's size is then min_query_count
+    return test
+
+
+def _error(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:200]
+
+
+def measure(model: str, weights: str | Path, upstream: str | Path, workdir: Path, settings: LoadGenSettings = FULL,
+            threads: int | None = None, log: Callable[[str], None] = lambda message: None) -> dict:
+    """LoadGen runs of ``model`` on every backend, SingleStream then Offline; rows with metric, VALID and ratio."""
+    from zoo.eval import mlperf
+
+    lg = mlperf.import_loadgen()
+    dataset = SyntheticArrays(settings.samples)
+    predictors: dict[tuple[str, int], object] = {}
+    rows = []
+    for scenario in SCENARIOS:
+        batch = 1 if scenario == "SingleStream" else settings.max_batchsize
+        for backend in BACKENDS:
+            row = {"scenario": scenario, "backend": backend, "metric": None, "unit": None, "value": None,
+                   "result": None, "samples": None, "seconds": None, "setup_s": None, "error": None}
+            rows.append(row)
+            # onnxruntime's export has a static batch: one per scenario; the others serve both.
+            key = (backend, batch if backend == "onnxruntime" else 0)
+            try:
+                if key not in predictors:
+                    start = time.perf_counter()
+                    predictors[key] = mlperf.make_backend(model, backend, weights=str(weights), upstream=str(upstream),
+                                                          device="cpu", max_batchsize=batch, threads=threads)
+                    row["setup_s"] = round(time.perf_counter() - start, 2)
+                predictor = predictors[key]
+                warm = dataset.batch(range(min(batch, len(dataset))))
+                for _ in range(2):  # as scripts/mlperf_run.py: first calls of a shape are slow
+                    predictor(warm, dataset.layout)
+                time.sleep(settings.gap_s)
+                out = workdir / "loadgen" / model / scenario / backend
+                start = time.perf_counter()
+                result = mlperf.run_loadgen(lg, model, dataset, predictor,
+                                            _settings(lg, mlperf, model, scenario, settings, len(dataset)), out,
+                                            max_batchsize=settings.max_batchsize)
+                row["seconds"] = round(time.perf_counter() - start, 2)
+                summary = mlperf.parse_summary(out / mlperf.SUMMARY_LOG)
+                row["metric"], row["value"], row["unit"] = mlperf.scenario_metric(summary, scenario)
+                row["result"], row["samples"] = summary["Result is"], result.samples
+                row["checks"] = {k: v for k, v in summary.items() if k.endswith("satisfied")}
+            except Exception as error:  # noqa: BLE001 - a failing backend is a row, not a crash
+                row["error"] = _error(error)
+            log(f"{model} LoadGen {scenario} {backend}: "
+                + (f"{row['value']:g} {row['unit']} ({row['result']})" if row["error"] is None else row["error"]))
+        if scenario == "SingleStream" and settings.max_batchsize != 1:
+            predictors.pop(("onnxruntime", 1), None)  # free the batch-1 ONNX session before Offline's
+    for scenario in SCENARIOS:
+        scenario_rows = [r for r in rows if r["scenario"] == scenario]
+        upstream_row = next(r for r in scenario_rows if r["backend"] == "tf-upstream")
+        for row in scenario_rows:
+            both = upstream_row["value"] and row["value"]
+            if not both:
+                row["vs_upstream"] = None
+            elif row["unit"] == "ns":  # latency: lower is faster
+                row["vs_upstream"] = upstream_row["value"] / row["value"]
+            else:
+                row["vs_upstream"] = row["value"] / upstream_row["value"]
+    predictors.clear()
+    return {"model": model, "settings": {**asdict(settings), "offline_samples": settings.offline_samples[model]},
+            "rows": rows}
+
+
+def markdown(results: list[dict]) -> list[str]:
+    """The LoadGen table's lines (empty when there are no results)."""
+    if not results:
+        return []
+    first = results[0]["settings"]
+    lines = [
+        "### MLPerf LoadGen (PerformanceOnly, synthetic preprocessed arrays in memory)", "",
+        f"Same settings for every backend: SingleStream at least {first['single_stream_queries']} queries and "
+        f"{first['single_stream_seconds']:g} s, metric the 90th-percentile latency; Offline one query of "
+        + ", ".join(f"{r['settings']['offline_samples']} ({r['model']})" for r in results)
+        + f" samples in batches of up to {first['max_batchsize']}, metric samples per second. "
+        "x tf-upstream is the speed ratio (> 1: faster than TensorFlow on the upstream graph).", "",
+        "| model | scenario | backend | metric | value | x tf-upstream | LoadGen result |",
+        "|---|---|---|---|---:|---:|---|",
+    ]
+    for result in results:
+        for row in result["rows"]:
+            if row["error"] is not None:
+                lines.append(f"| {result['model']} | {row['scenario']} | {row['backend']} | - | - | - | "
+                             f"error: {row['error'][:80]} |")
+                continue
+            if row["unit"] == "ns":
+                metric, value = "p90 latency (ms)", f"{row['value'] / 1e6:.2f}"
+            else:
+                metric, value = "samples/s", f"{row['value']:.1f}"
+            ratio = "-" if row["vs_upstream"] is None else f"{row['vs_upstream']:.2f}"
+            lines.append(f"| {result['model']} | {row['scenario']} | {row['backend']} | {metric} | {value} | "
+                         f"{ratio} | {row['result']} |")
+    lines.append("")
+    return lines
