@@ -28,8 +28,8 @@ from zoo.errors import ArgumentError, FormatError, TensorShapeError, ZooError
 
 TESTS = Path(__file__).parent
 HEADROOM = 1536 << 20  # well under the 2.2 GB and 4 TiB allocations issue 13 saw
-TRUNCATIONS = 30
-FLIP_SEEDS = 30
+TRUNCATIONS = 20
+FLIP_SEEDS = 20
 FORMATS = ("resnet50_pb", "mobilenet_pb", "mobilenet_tgz", "flownet2_pth", "flownet2_h5")
 
 

@@ -465,13 +465,29 @@ def test_upstream_without_checksum_warns_with_the_sha256_seen(server, tmp_path, 
     assert path.read_bytes() == DATA
 
 
-def test_corrupt_cached_upstream_file_is_named(server, tmp_path, home):
+def test_corrupt_cached_upstream_file_is_deleted_and_fetched_again(server, tmp_path, home):
+    server.routes["/m.tgz"] = serve(DATA)
     manifest = write_manifest(tmp_path / "m.json", "mobilenet_v1.mlperf",
                               {"file": "m.tgz", "urls": [server.url("/m.tgz")], "size": len(DATA), "sha256": SHA})
-    (home / "upstream").mkdir(parents=True)
-    (home / "upstream" / "m.tgz").write_bytes(DATA[:-1])
-    with pytest.raises(ChecksumError, match=str(home / "upstream" / "m.tgz")):
+    cached = home / "upstream" / "m.tgz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(DATA[::-1])  # right size, wrong bytes
+    with pytest.warns(hub.CorruptCacheWarning, match=f"sha256 [0-9a-f]{{64}}, expected {SHA}"):
+        path = hub.fetch_upstream("mobilenet_v1", "mlperf", manifest=manifest)
+    assert path == cached and cached.read_bytes() == DATA
+    assert len(server.hits("/m.tgz")) == 1
+
+
+def test_corrupt_cached_upstream_file_offline_is_kept_and_named(server, tmp_path, home, monkeypatch):
+    manifest = write_manifest(tmp_path / "m.json", "mobilenet_v1.mlperf",
+                              {"file": "m.tgz", "urls": [server.url("/m.tgz")], "size": len(DATA), "sha256": SHA})
+    cached = home / "upstream" / "m.tgz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(DATA[:-1])
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    with pytest.raises(ChecksumError, match=f"{cached}.*{len(DATA) - 1} bytes, expected {len(DATA)}.*good copy"):
         hub.fetch_upstream("mobilenet_v1", "mlperf", manifest=manifest)
+    assert cached.read_bytes() == DATA[:-1]  # the user's only copy is not deleted
     assert server.requests == []
 
 

@@ -176,8 +176,16 @@ def fetch_upstream(model: str, tag: str, dest_dir: str | os.PathLike | None = No
     dest = Path(dest_dir) if dest_dir is not None else cache_dir() / "upstream"
     target = dest / upstream.file
     if target.is_file():
-        verify_file(target, upstream, source=str(target))
-        return target
+        try:
+            verify_file(target, upstream, source=str(target))
+            return target
+        except ChecksumError as error:
+            if is_offline():
+                # Offline, this copy is the only one: keep it and say what is wrong with it.
+                raise ChecksumError(f"{error}; replace {target} with a good copy of {upstream.describe()}, "
+                                    f"or unset {ENV_OFFLINE} to download it again") from None
+            # A cut or damaged earlier download (or a bit flip on disk): the network has a good copy.
+            _discard(target, str(error).removeprefix(f"{target}: ").removeprefix(f"{upstream.file} "))
     if is_offline():
         raise OfflineError(
             f"{entry.key}: {ENV_OFFLINE} is set and neither a converted file in {cache_dir() / 'weights'} "
