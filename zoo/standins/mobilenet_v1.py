@@ -30,6 +30,7 @@ from ..specs.mobilenet_v1 import (  # noqa: F401  (re-exported for the stand-in'
     RELEASE_MEMBERS,
     TGZ_NAME,
 )
+from .graph_builder import GraphDefWriter
 from .tf_session import run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -109,7 +110,7 @@ def model_variables(variables: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
 
 # --- graph writing -------------------------------------------------------------------
 
-class _Builder:
+class _Builder(GraphDefWriter):
     """Appends NodeDefs to a GraphDef; ``weights`` given -> frozen (freeze_graph) form.
 
     Frozen form as ``convert_variables_to_constants`` + ``extract_sub_graph`` produce it:
@@ -119,44 +120,18 @@ class _Builder:
     """
 
     def __init__(self, weights: Mapping[str, np.ndarray] | None):
-        import tensorflow as tf
-
-        self.tf = tf
+        super().__init__()
         self.weights = weights
-        self.gd = tf.compat.v1.GraphDef()
         self.gd.versions.producer = _GRAPH_PRODUCER
-
-    # attr helpers
-    def _a(self, **kw):
-        return self.tf.compat.v1.AttrValue(**kw)
-
-    def type_(self, dtype=None):
-        return self._a(type=(dtype or self.tf.float32).as_datatype_enum)
-
-    def ints(self, values):
-        return self._a(list=self.tf.compat.v1.AttrValue.ListValue(i=list(values)))
-
-    def cls(self, var: str):
-        return self._a(list=self.tf.compat.v1.AttrValue.ListValue(s=[f"loc:@{var}".encode()]))
-
-    def shape(self, dims):
-        from tensorflow.core.framework.tensor_shape_pb2 import TensorShapeProto
-
-        return self._a(shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=d) for d in dims]))
 
     def node(self, name: str, op: str, inputs=(), unused: bool = False, **attrs) -> str:
         """Add a node (skipped in the frozen form when ``unused``); return its name."""
         if not (unused and self.weights is not None):
-            n = self.gd.node.add(name=name, op=op)
-            n.input.extend(inputs)
-            for key, value in attrs.items():
-                n.attr[key].CopyFrom(value)
+            self.add_node(name, op, inputs, **attrs)
         return name
 
     def const(self, name: str, value, dtype, unused: bool = False, **attrs) -> str:
-        proto = self.tf.make_tensor_proto(np.asarray(value, dtype=dtype.as_numpy_dtype))
-        return self.node(name, "Const", unused=unused, value=self._a(tensor=proto),
-                         dtype=self.type_(dtype), **attrs)
+        return self.node(name, "Const", unused=unused, **self.const_attrs(value, dtype), **attrs)
 
     def variable(self, name: str, shape: tuple[int, ...], init: str) -> str:
         """A slim model variable (VariableV2 + initializer + Assign + read); returns ``read``."""

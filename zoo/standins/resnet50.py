@@ -46,6 +46,7 @@ from ..specs.resnet50 import (  # noqa: F401  (re-exported for the stand-in's us
     SOFTMAX_NODE,
     STRIDES,
 )
+from .graph_builder import GraphDefWriter
 from .tf_session import run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,7 +115,7 @@ def make_weights(seed: int = 0) -> dict[str, np.ndarray]:
 
 # --- graph writing -------------------------------------------------------------------
 
-class _Builder:
+class _Builder(GraphDefWriter):
     """Appends the nodes of the frozen graph, as TF 1.11 ``freeze_graph`` leaves them.
 
     ``convert_variables_to_constants`` runs ``extract_sub_graph`` (only what
@@ -127,11 +128,8 @@ class _Builder:
     """
 
     def __init__(self, weights: Mapping[str, np.ndarray]):
-        import tensorflow as tf
-
-        self.tf = tf
+        super().__init__()
         self.weights = weights
-        self.gd = tf.compat.v1.GraphDef()
         self._used: dict[str, int] = {}
 
     def unique(self, base: str) -> str:
@@ -140,31 +138,10 @@ class _Builder:
         self._used[base] = n + 1
         return base if n == 0 else f"{base}_{n}"
 
-    # attr helpers
-    def _a(self, **kw):
-        return self.tf.compat.v1.AttrValue(**kw)
-
-    def type_(self, dtype=None):
-        return self._a(type=(dtype or self.tf.float32).as_datatype_enum)
-
-    def ints(self, values):
-        return self._a(list=self.tf.compat.v1.AttrValue.ListValue(i=list(values)))
-
-    def shape(self, dims):
-        from tensorflow.core.framework.tensor_shape_pb2 import TensorShapeProto
-
-        return self._a(shape=TensorShapeProto(dim=[TensorShapeProto.Dim(size=d) for d in dims]))
-
-    def node(self, name: str, op: str, inputs=(), **attrs) -> str:
-        n = self.gd.node.add(name=name, op=op)
-        n.input.extend(inputs)
-        for key, value in attrs.items():
-            n.attr[key].CopyFrom(value)
-        return name
+    node = GraphDefWriter.add_node
 
     def const(self, name: str, value, dtype) -> str:
-        proto = self.tf.make_tensor_proto(np.asarray(value, dtype=dtype.as_numpy_dtype))
-        return self.node(name, "Const", value=self._a(tensor=proto), dtype=self.type_(dtype))
+        return self.node(name, "Const", **self.const_attrs(value, dtype))
 
     def variable(self, name: str, shape: tuple[int, ...]) -> str:
         """A frozen ``tf.get_variable``: Const + ``read`` Identity; returns ``read``."""
@@ -172,8 +149,7 @@ class _Builder:
         if value.shape != tuple(shape):
             raise TensorShapeError(f"weight {name!r} has shape {value.shape}, expected {tuple(shape)}")
         self.const(name, value, self.tf.float32)
-        cls = self._a(list=self.tf.compat.v1.AttrValue.ListValue(s=[f"loc:@{name}".encode()]))
-        return self.node(f"{name}/read", "Identity", [name], T=self.type_(), _class=cls)
+        return self.node(f"{name}/read", "Identity", [name], T=self.type_(), _class=self.cls(name))
 
     def identity(self, name: str, x: str) -> str:
         return self.node(f"resnet_model/{self.unique(name)}", "Identity", [x], T=self.type_())
