@@ -69,6 +69,61 @@ def _ints(tf, values):
     return tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(i=list(values)))
 
 
+# --- one attribute of one node changed: each is refused, naming the node and both values -----------
+
+MN = "MobilenetV1/MobilenetV1"
+ATTRIBUTE_EDITS = [
+    # A re-export with another epsilon (here TF 2's unraised 1e-5).
+    ("resnet", "resnet_model/batch_normalization_7/FusedBatchNorm", "epsilon", 1e-5,
+     r"node resnet_model/batch_normalization_7/FusedBatchNorm \(layer1\.1\.bn3\): epsilon expected 1\.001e-05, found 1e-05"),
+    ("resnet", "resnet_model/max_pooling2d/MaxPool", "padding", b"VALID",
+     r"node resnet_model/max_pooling2d/MaxPool \(maxpool\): padding expected SAME, found VALID"),
+    ("resnet", "resnet_model/Mean/reduction_indices", "value", np.array([1, 2, 3], np.int32),
+     r"node resnet_model/Mean \(.*\): reduction axes expected \[1, 2\], found \[1, 2, 3\]"),
+    ("mobilenet", f"{MN}/Conv2d_2_depthwise/depthwise", "strides", [1, 1, 1, 1],
+     rf"node {MN}/Conv2d_2_depthwise/depthwise \(features\.conv2d_2_depthwise\.conv\): "
+     r"strides expected \[1, 2, 2, 1\], found \[1, 1, 1, 1\]"),
+    ("mobilenet", f"{MN}/Conv2d_3_depthwise/depthwise", "padding", b"VALID",
+     rf"node {MN}/Conv2d_3_depthwise/depthwise \(features\.conv2d_3_depthwise\.conv\): "
+     r"padding expected pads H \(1, 1\) W \(1, 1\), found pads H \(0, 0\) W \(0, 0\) \(graph: VALID\)"),
+    # A strided SAME conv, whose pads depend on the input size.
+    ("mobilenet", f"{MN}/Conv2d_0/Conv2D", "padding", b"VALID",
+     rf"node {MN}/Conv2d_0/Conv2D \(features\.conv2d_0\.conv\): padding expected SAME "
+     r"\(pads depend on the input size\), found pads H \(0, 0\) W \(0, 0\)"),
+    ("mobilenet", f"{MN}/Conv2d_5_pointwise/BatchNorm/FusedBatchNorm", "epsilon", 1e-5,
+     rf"node {MN}/Conv2d_5_pointwise/BatchNorm/FusedBatchNorm "
+     r"\(features\.conv2d_5_pointwise\.bn\): epsilon expected 0\.001, found 1e-05"),
+    ("mobilenet", "MobilenetV1/Logits/AvgPool_1a/AvgPool", "ksize", [1, 3, 3, 1],
+     r"node MobilenetV1/Logits/AvgPool_1a/AvgPool \(.*\): global average pool expected ksize \[1, 7, 7, 1\] VALID "
+     r".*found ksize \[1, 3, 3, 1\] VALID"),
+]
+
+
+def _set_attr(tf, node, key: str, value) -> None:
+    """Set one AttrValue: a float, bytes, a list of ints, or an array (a Const's tensor)."""
+    attr = node.attr[key]
+    if isinstance(value, float):
+        attr.f = value
+    elif isinstance(value, bytes):
+        attr.s = value
+    elif isinstance(value, list):
+        attr.CopyFrom(_ints(tf, value))
+    else:
+        attr.tensor.CopyFrom(tf.make_tensor_proto(value))
+
+
+@pytest.mark.parametrize("model, node, key, value, match", ATTRIBUTE_EDITS,
+                         ids=[f"{m}-{n.rsplit('/', 2)[-2]}-{k}" for m, n, k, _, _ in ATTRIBUTE_EDITS])
+def test_one_changed_attribute_is_refused(tf, request, tmp_path, model, node, key, value, match):
+    from zoo.convert import mobilenet_v1, resnet50
+
+    standin = request.getfixturevalue(model)
+    convert = {"resnet": resnet50.convert, "mobilenet": mobilenet_v1.convert}[model]
+    graph = _copy(tf, standin.graph)
+    _set_attr(tf, _node(graph, node), key, value)
+    _refused(convert, graph, tmp_path, match)
+
+
 # --- ResNet-50 v1.5 -------------------------------------------------------------------
 
 
@@ -118,20 +173,6 @@ def test_resnet50_v1_stride_placement_is_refused(tf, resnet, tmp_path, monkeypat
     )
 
 
-def test_resnet50_other_bn_epsilon_is_refused(tf, resnet, tmp_path):
-    """A re-export with another epsilon (here TF 2's unraised 1e-5)."""
-    from zoo.convert.resnet50 import convert
-
-    graph = _copy(tf, resnet.graph)
-    _node(graph, "resnet_model/batch_normalization_7/FusedBatchNorm").attr["epsilon"].f = 1e-5
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node resnet_model/batch_normalization_7/FusedBatchNorm \(layer1\.1\.bn3\): epsilon expected 1\.001e-05, found 1e-05",
-    )
-
-
 def test_resnet50_same_instead_of_pad_valid_is_refused(tf, resnet, tmp_path):
     """layer2.0.conv2 (3x3 stride 2): SAME pads (0, 1) on even inputs, the port and fixed_padding (1, 1)."""
     from zoo.convert.resnet50 import convert
@@ -168,28 +209,6 @@ def test_resnet50_other_pad_amounts_are_refused(tf, resnet, tmp_path):
         r"node resnet_model/conv2d/Conv2D \(conv1\): padding expected pads H \(3, 3\) W \(3, 3\), "
         r"found pads H \(2, 3\) W \(2, 3\) \(graph: Pad resnet_model/Pad \[\[0, 0\], \[2, 3\], \[2, 3\], \[0, 0\]\] \+ VALID\)",
     )
-
-
-def test_resnet50_other_max_pool_padding_is_refused(tf, resnet, tmp_path):
-    from zoo.convert.resnet50 import convert
-
-    graph = _copy(tf, resnet.graph)
-    _node(graph, "resnet_model/max_pooling2d/MaxPool").attr["padding"].s = b"VALID"
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node resnet_model/max_pooling2d/MaxPool \(maxpool\): padding expected SAME, found VALID",
-    )
-
-
-def test_resnet50_other_global_pool_axes_are_refused(tf, resnet, tmp_path):
-    from zoo.convert.resnet50 import convert
-
-    graph = _copy(tf, resnet.graph)
-    axes = _node(graph, "resnet_model/Mean/reduction_indices")
-    axes.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.array([1, 2, 3], np.int32)))
-    _refused(convert, graph, tmp_path, r"node resnet_model/Mean \(.*\): reduction axes expected \[1, 2\], found \[1, 2, 3\]")
 
 
 def test_resnet50_unfused_batch_norm_epsilon_is_read(tf, resnet, tmp_path):
@@ -272,72 +291,6 @@ def test_mobilenet_global_pool_graph_passes(tf, mobilenet, tmp_path):
 
     graph = mobilenet.standin.frozen_graph_def(mobilenet.weights, image_size=160, global_pool=True)
     assert convert(_write(graph, tmp_path / "gp.pb"), tmp_path / "gp.safetensors").is_file()
-
-
-def test_mobilenet_depthwise_stride_change_is_refused(tf, mobilenet, tmp_path):
-    from zoo.convert.mobilenet_v1 import convert
-
-    graph = _copy(tf, mobilenet.graph)
-    node = _node(graph, "MobilenetV1/MobilenetV1/Conv2d_2_depthwise/depthwise")
-    node.attr["strides"].CopyFrom(_ints(tf, [1, 1, 1, 1]))
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node MobilenetV1/MobilenetV1/Conv2d_2_depthwise/depthwise \(features\.conv2d_2_depthwise\.conv\): "
-        r"strides expected \[1, 2, 2, 1\], found \[1, 1, 1, 1\]",
-    )
-
-
-def test_mobilenet_valid_instead_of_same_is_refused(tf, mobilenet, tmp_path):
-    from zoo.convert.mobilenet_v1 import convert
-
-    graph = _copy(tf, mobilenet.graph)
-    _node(graph, "MobilenetV1/MobilenetV1/Conv2d_3_depthwise/depthwise").attr["padding"].s = b"VALID"
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node MobilenetV1/MobilenetV1/Conv2d_3_depthwise/depthwise \(features\.conv2d_3_depthwise\.conv\): "
-        r"padding expected pads H \(1, 1\) W \(1, 1\), found pads H \(0, 0\) W \(0, 0\) \(graph: VALID\)",
-    )
-    graph = _copy(tf, mobilenet.graph)  # a strided SAME conv, whose pads depend on the input size
-    _node(graph, "MobilenetV1/MobilenetV1/Conv2d_0/Conv2D").attr["padding"].s = b"VALID"
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node MobilenetV1/MobilenetV1/Conv2d_0/Conv2D \(features\.conv2d_0\.conv\): padding expected SAME "
-        r"\(pads depend on the input size\), found pads H \(0, 0\) W \(0, 0\)",
-    )
-
-
-def test_mobilenet_other_bn_epsilon_is_refused(tf, mobilenet, tmp_path):
-    from zoo.convert.mobilenet_v1 import convert
-
-    graph = _copy(tf, mobilenet.graph)
-    _node(graph, "MobilenetV1/MobilenetV1/Conv2d_5_pointwise/BatchNorm/FusedBatchNorm").attr["epsilon"].f = 1e-5
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node MobilenetV1/MobilenetV1/Conv2d_5_pointwise/BatchNorm/FusedBatchNorm "
-        r"\(features\.conv2d_5_pointwise\.bn\): epsilon expected 0\.001, found 1e-05",
-    )
-
-
-def test_mobilenet_avg_pool_not_covering_the_map_is_refused(tf, mobilenet, tmp_path):
-    from zoo.convert.mobilenet_v1 import convert
-
-    graph = _copy(tf, mobilenet.graph)
-    _node(graph, "MobilenetV1/Logits/AvgPool_1a/AvgPool").attr["ksize"].CopyFrom(_ints(tf, [1, 3, 3, 1]))
-    _refused(
-        convert,
-        graph,
-        tmp_path,
-        r"node MobilenetV1/Logits/AvgPool_1a/AvgPool \(.*\): global average pool expected ksize \[1, 7, 7, 1\] VALID "
-        r".*found ksize \[1, 3, 3, 1\] VALID",
-    )
 
 
 def test_mobilenet_extra_convolution_is_refused(tf, mobilenet, tmp_path):
