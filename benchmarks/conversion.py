@@ -33,6 +33,9 @@ def _status_kib(field: str) -> int | None:
 
 def measure_in_process(model: str, source: str, out: str) -> dict:
     """Run ``model``'s converter on ``source`` here; wall time and peak memory above the baseline."""
+    import safetensors.torch  # noqa: F401
+    import torch  # noqa: F401  (the converters import torch lazily now; keep it out of the measurement)
+
     from zoo.registry import get_model_entry
 
     convert = get_model_entry(model).load("converter")

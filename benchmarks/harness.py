@@ -36,6 +36,8 @@ class Mode:
     # A control (e.g. symmetric padding) computes a different function on purpose.
     exact_by_design: bool = True
     setup_s: float = 0.0
+    # Seconds of the first call that compiled (torch.compile, XLA); None for a mode that does not compile.
+    compile_s: float | None = None
     times: list[float] = field(default_factory=list)
     output: np.ndarray | None = None
     error: str | None = None

@@ -1,8 +1,10 @@
 """MLPerf LoadGen rows for ``benchmarks/run.py``: SingleStream p90 latency and Offline samples/s per backend.
 
 Each backend of :mod:`zoo.eval.mlperf` (``tf-upstream`` running the upstream
-frozen graph, ``torch`` in its fastest exact form, ``keras`` and
-``onnxruntime``) answers LoadGen's queries through the same
+frozen graph, ``torch`` and ``keras`` in their fast forms as
+``scripts/mlperf_run.py`` runs them by default (``zoo.fast_inference_model``,
+compiled; ``zoo.keras.fast``), each checked against the model as built on its
+first (warm-up) batch, and ``onnxruntime``) answers LoadGen's queries through the same
 :class:`~zoo.eval.mlperf.ClassifierSUT` and query sample library, in
 PerformanceOnly mode, with the same settings for every backend. The samples are
 synthetic preprocessed arrays (random, NHWC float32, the layout of MLPerf's
@@ -114,8 +116,12 @@ def measure(model: str, weights: str | Path, upstream: str | Path, workdir: Path
                     row["setup_s"] = round(time.perf_counter() - start, 2)
                 predictor = predictors[key]
                 warm = dataset.batch(range(min(batch, len(dataset))))
-                for _ in range(2):  # as scripts/mlperf_run.py: first calls of a shape are slow
+                # As scripts/mlperf_run.py: the first call checks the fast form against the model as built and
+                # compiles it for this shape; first calls of a shape are slow.
+                for _ in range(2):
                     predictor(warm, dataset.layout)
+                if getattr(predictor, "fast_check", None) is not None:
+                    row["fast_check"] = predictor.fast_check.as_dict()
                 time.sleep(settings.gap_s)
                 out = workdir / "loadgen" / model / scenario / backend
                 start = time.perf_counter()

@@ -9,6 +9,7 @@ hide a missing reference.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -18,6 +19,11 @@ import pytest
 from parity import require_module
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n 2 on 2 cores: one thread per worker (and its subprocesses); two OpenMP
+    # pools of two threads each on two cores spin against each other and run slower.
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_variable, "1")
 
 REQUIRE_ALL = os.environ.get("ZOO_REQUIRE_ALL") == "1"
 
@@ -92,10 +98,17 @@ class StandIns:
         self._made: dict[str, Path] = {}
 
     def _once(self, key: str, make) -> Path:
+        # Under pytest-xdist the workers share ``root``: the first to take a key's lock
+        # writes the file, the others wait and read the path it recorded.
         if key not in self._made:
             folder = self.root / key
             folder.mkdir(parents=True, exist_ok=True)
-            self._made[key] = make(folder)
+            done = self.root / f".{key}.made"  # beside the folder: tests list the folder's files
+            with open(self.root / f".{key}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not done.is_file():
+                    done.write_text(str(make(folder)))
+            self._made[key] = Path(done.read_text())
         return self._made[key]
 
     def mobilenet_release(self) -> Path:
@@ -145,4 +158,9 @@ class StandIns:
 @pytest.fixture(scope="session")
 def standins(tmp_path_factory) -> StandIns:
     """Stand-in upstream files and conversions shared by every test module (see :class:`StandIns`)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Each worker's basetemp sits in the run's shared folder: one set of stand-ins per run.
+        root = tmp_path_factory.getbasetemp().parent / "standins"
+        root.mkdir(exist_ok=True)
+        return StandIns(root)
     return StandIns(tmp_path_factory.mktemp("standins"))

@@ -7,6 +7,7 @@ run; here only its report's shape and verdicts are checked.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from zoo.fold import count_batch_norms, fast_inference_model, fold_batch_norms
+from zoo.fast import fast_inference_model
+from zoo.fold import count_batch_norms, fold_batch_norms
 from zoo.models.mobilenet_v1 import MobileNetV1TfCompat
 from zoo.models.resnet50 import ResNet50TfCompat
 
@@ -40,7 +42,7 @@ def test_fold_batch_norms_keeps_parity_and_leaves_the_model_alone(build):
     torch.manual_seed(0)
     model = _randomize_batch_norms(build())
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fast = fast_inference_model(model)
+    fast = fast_inference_model(model, compile=False)  # the eager folded form; compiling is tested in test_fast
     assert count_batch_norms(fast) == 0
     assert count_batch_norms(model) > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the source model changed"
@@ -51,11 +53,9 @@ def test_fold_batch_norms_keeps_parity_and_leaves_the_model_alone(build):
             expected = model(x)
             got = fast(x.contiguous(memory_format=torch.channels_last))
             plain = fold_batch_norms(model)(x)
-            fused = fast_inference_model(model, fuse_activations=True)(x.contiguous(memory_format=torch.channels_last))
         scale = max(1.0, expected.abs().max().item() / 10)
         assert (got - expected).abs().max().item() <= 1e-4 * scale
         assert (plain - expected).abs().max().item() <= 1e-4 * scale
-        assert (fused - expected).abs().max().item() <= 1e-4 * scale
 
 
 def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
@@ -79,19 +79,40 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
     assert model["model"] == "mobilenet_v1"
     assert abs(model["gflop_per_sample"] - 1.14) < 0.02  # 0.57 GMAC
     assert [b["batch"] for b in model["batches"]] == [1, 4]
+    keras_fast = importlib.util.find_spec("zoo.keras.fast") is not None  # new in issue 15; an error row until then
     for batch in model["batches"]:
         modes = {row["mode"]: row for row in batch["rows"]}
-        exact_modes = {"torch-eager", "torch-folded-cl", "torch-fused-cl", "keras-function", "keras-folded-function"}
+        exact_modes = {"torch-eager", "torch-folded-cl", "torch-compiled", "keras-function", "keras-folded-function"}
+        exact_modes |= {"keras-xla"} if keras_fast else set()
         if batch is model["batches"][-1]:  # --quick runs the padding rows at the largest batch only
             exact_modes.add("naive-pad")
             assert modes["symmetric-pad"]["exact"] is False  # the control computes another function
         assert exact_modes | {"upstream"} <= set(modes)
         for row in batch["rows"]:
+            if row["mode"] == "keras-xla" and not keras_fast:
+                assert "zoo.keras.fast" in row["error"]
+                continue
             assert row["error"] is None, row
             assert row["throughput"] > 0 and len(row["times_s"]) >= 2
         for name in exact_modes:
             assert modes[name]["exact"] is True, modes[name]
-        assert batch["fastest_torch"] in ("torch-eager", "torch-folded-cl", "torch-fused-cl")
+        # The compiled form compiles on its first call per shape, outside the timed runs, in its own column.
+        assert modes["torch-compiled"]["compile_s"] > 0 and "zoo.fast_inference_model" in modes["torch-compiled"]["description"]
+        assert "torch-fused-cl" not in modes
+        assert batch["fastest_torch"] in ("torch-eager", "torch-folded-cl", "torch-compiled")
+    # Issue 15's targets: the fastest exact PyTorch form against the upstream per batch, with margin.
+    targets = {t["target"]: t for t in report["targets"]}
+    speed_b1 = targets["mobilenet_v1 b1: fastest exact PyTorch / upstream (speed)"]
+    assert speed_b1["goal"] == 1.5 and speed_b1["op"] == ">="
+    assert speed_b1["margin"] == pytest.approx(speed_b1["value"] / 1.5 - 1)
+    assert speed_b1["met"] == (speed_b1["value"] >= 1.5) and bool(speed_b1["why"]) == (not speed_b1["met"])
+    assert targets["mobilenet_v1 b4: fastest exact PyTorch / upstream (speed)"]["goal"] == 1.1
+    assert "mobilenet_v1: verify_accuracy / bare fast model throughput" in targets
+    assert report["verify_accuracy"][0]["fast_check"]["max_diff"] <= 1e-4
+    assert report["compile_time"] == []  # cold/warm compile processes: the default run only
+    assert any("Keras JAX/torch-backend rows: not run" in note for note in model["notes"])
+    # The summary and the targets come first.
+    assert markdown.index("### Summary") < markdown.index("### Targets") < markdown.index("### mobilenet_v1 (")
     assert {t["target"].split(":")[0] for t in report["targets"]} >= {"mobilenet_v1 b4", "mobilenet_v1"}
     for target in report["targets"]:
         assert target["goal"] is None or (target["op"] in (">=", "<=") and isinstance(target["goal"], (int, float)))
@@ -165,3 +186,73 @@ def test_update_results_doc_replaces_only_the_marked_block(tmp_path):
     with pytest.raises(SystemExit, match="benchmark-results"):
         run.update_results_doc(doc, report)
     assert doc.read_text() == "no markers\n"
+
+
+def _bench_module(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def test_keras_backend_rows_are_parity_checked_and_a_failing_one_is_never_fastest(monkeypatch, tmp_path):
+    """H2's keras_backends.measure rows join the table with the same parity check; errors become rows."""
+    import types
+
+    import numpy as np
+
+    run = _bench_module("run")
+    calls = []
+
+    def measure(model, backend, weights, cases, warmup, repeats, timeout_s=900.0):
+        calls.append((model, backend, Path(cases)))
+        data = np.load(cases)
+        assert set(data.files) == {"x_1", "ref_1"}
+        if backend == "torch":
+            return [{"mode": "keras-torch", "backend": "torch", "error": "keras torch backend unavailable"}]
+        # Faster than everything, but off by 1: must be flagged, never the fastest.
+        return [{"mode": "keras-jax-jit", "backend": "jax", "batch": 1, "seconds": 1e-4, "throughput": 1e4,
+                 "compile_s": 2.0, "max_diff": 1.0, "description": "Keras 3 on JAX, jit"}]
+
+    monkeypatch.setitem(sys.modules, "keras_backends", types.SimpleNamespace(measure=measure))
+    batch_result = {"batch": 1, "rows": [
+        run._make_row(1, 1.0, 100.0, 1e-4, "upstream", "reference", "", 0.02, 0.0),
+        run._make_row(1, 1.0, 100.0, 1e-4, "keras-function", "keras", "", 0.03, 1e-6),
+        run._make_row(1, 1.0, 100.0, 1e-4, "torch-compiled", "torch", "", 0.01, 1e-6, compile_s=3.0)]}
+    run._rank(batch_result)
+    cases = {"x_1": np.zeros((1, 4, 4, 3), np.float32), "ref_1": np.ones((1, 1001), np.float32)}
+    note = run.keras_backend_rows("mobilenet_v1", tmp_path / "w.safetensors", cases, tmp_path, run.QUICK,
+                                  [batch_result], 1.0, 100.0, lambda message: None)
+    assert note is None and [c[1] for c in calls] == ["jax", "torch"]
+    rows = {r["mode"]: r for r in batch_result["rows"]}
+    assert rows["keras-jax-jit"]["exact"] is False and rows["keras-jax-jit"]["compile_s"] == 2.0
+    assert rows["keras-jax-jit"]["vs_upstream"] == pytest.approx(200.0)
+    assert rows["keras-torch"]["error"] == "keras torch backend unavailable" and rows["keras-torch"]["exact"] is None
+    assert batch_result["fastest_keras"] == "keras-function" and batch_result["fastest_torch"] == "torch-compiled"
+    text = "\n".join(run.summary_markdown({"models": [{"model": "mobilenet_v1", "batches": [batch_result]}]}))
+    assert "| mobilenet_v1 | 1 | 20.0 | - | torch-compiled | 10.0 | 2.00 | - | 3.0 | keras-function | 30.0 | 0.67 |" in text
+    # Without H2's module the run goes on, with a note.
+    monkeypatch.setitem(sys.modules, "keras_backends", None)
+    assert "not available" in run.keras_backend_rows("mobilenet_v1", tmp_path / "w", cases, tmp_path, run.QUICK,
+                                                     [batch_result], 1.0, 100.0, lambda message: None)
+
+
+def test_compile_time_cold_then_warm_share_one_fresh_cache_per_shape(monkeypatch, tmp_path):
+    compile_time = _bench_module("compile_time")
+    seen = []
+
+    def worker(args, cache, timeout_s):
+        seen.append((args[2], cache))
+        return {"compile_s": 20.0 if len([s for s in seen if s[1] == cache]) == 1 else 2.0}
+
+    monkeypatch.setattr(compile_time, "_run_worker", worker)
+    rows = compile_time.measure("mobilenet_v1", tmp_path / "w.safetensors", (224, 224), (1, 32), threads=2)
+    assert [(r["batch"], r["cold_s"], r["warm_s"]) for r in rows] == [(1, 20.0, 2.0), (32, 20.0, 2.0)]
+    assert seen[0][1] == seen[1][1] != seen[2][1] == seen[3][1]  # cold and warm: the same dir; each shape: a fresh one
+    run = _bench_module("run")
+    targets = run.evaluate_targets([], [], [], [{**rows[0], "cold_s": 31.0}])
+    assert [(t["target"], t["met"]) for t in targets] == [
+        ("mobilenet_v1 b1: compile seconds, cold inductor cache", False),
+        ("mobilenet_v1 b1: compile seconds, warm inductor cache", True)]
+    assert targets[0]["margin"] == pytest.approx(-1 / 30) and targets[0]["why"]

@@ -9,6 +9,7 @@ import sys
 from safetensors.torch import save_file
 
 from parity import ROOT
+from test_eval_imagenet import FAST_LINE
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
@@ -18,22 +19,40 @@ def _demo(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def _verdicts(stdout: str) -> dict[tuple[str, str], str]:
+def _verdicts(stdout: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(model, framework) -> (form, verdict) of each row of the parity table."""
     rows = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] in ("mobilenet_v1", "resnet50", "flownet2_sd"):
-            rows[(parts[0], parts[1])] = parts[-1]
+        if len(parts) >= 3 and parts[0] in ("mobilenet_v1", "resnet50", "flownet2_sd") and parts[1] in ("torch", "keras"):
+            rows[(parts[0], parts[1])] = (parts[2], parts[-1])
     return rows
 
 
 def test_main_job_prints_the_parity_table(tf):
-    result = _demo()
+    # All three models as built (--plain, the cheapest); the default fast forms: the next test.
+    result = _demo("--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     verdicts = _verdicts(result.stdout)
     for model in ("mobilenet_v1", "resnet50", "flownet2_sd"):
         for framework in ("torch", "keras"):
-            assert verdicts.get((model, framework)) == "exact", result.stdout
+            assert verdicts.get((model, framework)) == ("as", "exact"), result.stdout  # form "as built"
+    assert FAST_LINE.split(":")[0] not in result.stdout
+
+
+def test_main_job_runs_the_fast_forms_checked_against_the_models_as_built(tf, capsys):
+    """The default: zoo.fast_inference_model and zoo.keras.fast, each checked before its row is printed.
+
+    In this process (the other tests start ``python -m zoo.demo``): it saves a second TensorFlow start.
+    """
+    from zoo.demo import main
+
+    assert main(["--models", "mobilenet_v1"]) == 0
+    stdout = capsys.readouterr().out
+    verdicts = _verdicts(stdout)
+    assert verdicts == {("mobilenet_v1", "torch"): ("fast", "exact"), ("mobilenet_v1", "keras"): ("fast", "exact")}
+    assert stdout.count(FAST_LINE) == 2, stdout
+    assert "(mobilenet_v1 torch; its first call" in stdout and "(mobilenet_v1 keras; its first call" in stdout
 
 
 def test_main_job_with_real_weights_prints_top5(tf, tmp_path):
@@ -45,7 +64,7 @@ def test_main_job_with_real_weights_prints_top5(tf, tmp_path):
     labels.write_text("".join(f"n{i:08d} class{i}, alias\n" for i in range(1000)))
     # One model only: the parity of all three is the test above.
     result = _demo("--models", "mobilenet_v1", "--weights", f"mobilenet_v1={tmp_path / 'm.safetensors'}",
-                   "--labels", str(labels))
+                   "--labels", str(labels), "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mobilenet_v1 (torch) top-5" in result.stdout
     chelsea = next(line for line in result.stdout.splitlines() if line.strip().startswith("chelsea"))

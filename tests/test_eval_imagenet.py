@@ -186,3 +186,26 @@ def test_dataset_and_prefetching_loader(image_set, tmp_path):
     with pytest.raises(ZooError, match="float32"):
         np.save(directory / f"{entries[0].image}.npy", np.zeros((3, 224, 224), np.float32))
         dataset.load(0)
+
+
+class _SabotagedFastForm:
+    """Stands in for zoo.fast.fast_inference_model's result: the model, but off by 1% + 1 (not exact)."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def __call__(self, x):
+        return self.net(x) * 1.01 + 1.0
+
+    def parameters(self):  # estimate_flow reads the parameter dtype
+        return self.net.parameters()
+
+
+def sabotage_fast_form(monkeypatch) -> None:
+    """Make every torch fast form that zoo's scripts build compute something else (monkeypatch, in-process)."""
+    import zoo.fast
+
+    monkeypatch.setattr(zoo.fast, "fast_inference_model", lambda model, *args, **kwargs: _SabotagedFastForm(model))
+
+
+FAST_LINE = "fast form checked against the model as built: max |diff| "

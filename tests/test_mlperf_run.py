@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from parity import load_script, require_module
+from test_eval_imagenet import FAST_LINE, sabotage_fast_form
 from zoo.cli import run_cli
 from zoo.eval.imagenet import ArrayDataset, ValEntry, arrays_dir, preprocess_images, read_val_map, write_val_map
 
@@ -50,9 +51,11 @@ def mobilenet(tf, image_set, standins, tmp_path_factory):
                 val_map=write_val_map(folder / "teacher.txt", [ValEntry(e.image, t) for e, t in zip(entries, teacher)]))
 
 
-def _argv(data: dict, model: str, scenario: str, mode: str, out, *extra) -> list[str]:
+def _argv(data: dict, model: str, scenario: str, mode: str, out, *extra, plain: bool = True) -> list[str]:
+    """The command line; the ports as built (--plain, the cheapest) unless ``plain`` is False."""
     return [model, "--weights", str(data["weights"]), "--arrays", str(data["cache"]), "--val-map",
-            str(data["val_map"]), "--scenario", scenario, "--mode", mode, "--output", str(out), *map(str, extra)]
+            str(data["val_map"]), "--scenario", scenario, "--mode", mode, "--output", str(out), *map(str, extra),
+            *(["--plain"] if plain else [])]
 
 
 def _run(script, capsys, argv) -> str:
@@ -85,6 +88,27 @@ def test_offline_accuracy_torch_reads_100_percent(script, mobilenet, capsys, tmp
     assert report["reference"]["top1"] == 71.676 and report["top1_difference"] == pytest.approx(100 - 71.676)
     assert report["scenario"] == "Offline" and report["backend"] == "torch"
     assert (out / "mlperf_log_summary.txt").is_file() and (out / "mlperf_log_detail.txt").is_file()
+
+
+def test_default_fast_form_is_checked_before_loadgen_starts(script, mobilenet, capsys, tmp_path):
+    """No --plain: the compiled fast form, checked against the model as built on the first batch, then LoadGen."""
+    out = tmp_path / "out"
+    n = min(4, len(mobilenet["entries"]))
+    text = _run(script, capsys, _argv(mobilenet, "mobilenet_v1", "Offline", "accuracy", out, "--count", n,
+                                      "--max-batchsize", 4, plain=False))
+    assert text.count(FAST_LINE) == 1 and f"on a first batch of {n} (torch: zoo.fast_inference_model)" in text
+    assert text.index(FAST_LINE) < text.index("Offline accuracy:")
+    assert f"accuracy=100.000%, good={n}, total={n}" in text
+    assert _decoded(out) == dict(enumerate(mobilenet["teacher"][:n]))
+
+
+def test_a_fast_form_that_is_not_exact_stops_before_loadgen(script, mobilenet, capsys, monkeypatch, tmp_path):
+    sabotage_fast_form(monkeypatch)
+    out = tmp_path / "out"
+    err = _error(script, capsys, _argv(mobilenet, "mobilenet_v1", "Offline", "accuracy", out, "--count", 2,
+                                       plain=False))
+    assert "torch: zoo.fast_inference_model differs from the model as built by" in err and "--plain" in err
+    assert not out.exists()  # LoadGen never started
 
 
 def test_singlestream_accuracy_keras_reads_100_percent(script, mobilenet, keras, capsys, tmp_path):

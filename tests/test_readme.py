@@ -27,10 +27,10 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 # The two set-up commands as .ci/run and users run them; change them here and in README together.
-MAIN_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[keras,eval]" '
+MAIN_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[tensorflow,eval]" '
                 '&& .venv/bin/python -m zoo.demo')
-TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[keras,dev,bench]" '
-                '&& .venv/bin/python -m pytest -q')
+TEST_COMMAND = ('python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 -e ".[dev,bench]" '
+                '&& .venv/bin/python -m pytest -q -n 2')
 
 _FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```$", re.S | re.M)
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")

@@ -90,7 +90,7 @@ def test_folded_keras_port_matches_upstream_graph(tf, upstream, release, models,
     folded = fold_batch_norms(keras_model)
     # 53 conv -> BN pairs, the four projection shortcuts (a branch of the graph) included.
     assert count_batch_norms(keras_model) == 53 and count_batch_norms(folded) == 0
-    assert folded.get_layer("layer1.0.downsample.0").use_bias
+    assert folded.get_layer("layer1-0-downsample-0").use_bias
     x = np.concatenate([photos, _random((224, 224))])
     graph = tf.compat.v1.GraphDef()
     graph.ParseFromString(release.pb.read_bytes())

@@ -171,10 +171,10 @@ def test_flownet2_sd_table_equals_the_stand_in_checkpoint_and_caffe_h5(tmp_path)
 # Facts written out by hand, one per model, that the printed table must contain.
 KNOWN_LINES = {
     "mobilenet_v1": "MobilenetV1/Conv2d_1_depthwise/depthwise_weights\t3x3x32x1\tfeatures.conv2d_1_depthwise.conv.weight"
-                    "\t32x1x3x3\tfeatures.conv2d_1_depthwise.conv/kernel\t3x3x32x1",
+                    "\t32x1x3x3\tfeatures-conv2d_1_depthwise-conv/kernel\t3x3x32x1",
     "resnet50": "resnet_model/conv2d_1/kernel\t1x1x64x256\tlayer1.0.downsample.0.weight\t256x64x1x1"
-                "\tlayer1.0.downsample.0/kernel\t1x1x64x256",
-    "flownet2_sd": "deconv5.0.weight\t1024x512x4x4\tdeconv5.0.weight\t1024x512x4x4\tdeconv5.0/kernel\t4x4x512x1024"
+                "\tlayer1-0-downsample-0/kernel\t1x1x64x256",
+    "flownet2_sd": "deconv5.0.weight\t1024x512x4x4\tdeconv5.0.weight\t1024x512x4x4\tdeconv5-0/kernel\t4x4x512x1024"
                    "\tdata/deconv5/0",
 }
 
@@ -250,7 +250,7 @@ def test_keras_loader_goes_through_the_table_and_names_bad_tensors(tf, tmp_path)
     from safetensors.numpy import load_file
 
     state = load_file(str(good))
-    depthwise = net.get_layer("features.conv2d_1_depthwise.conv").kernel
+    depthwise = net.get_layer("features-conv2d_1_depthwise-conv").kernel
     # PyTorch (C, 1, kh, kw) -> Keras (kh, kw, C, 1), independently of zoo.layouts.
     np.testing.assert_array_equal(np.asarray(depthwise),
                                   state["features.conv2d_1_depthwise.conv.weight"].transpose(2, 3, 0, 1))
@@ -258,7 +258,7 @@ def test_keras_loader_goes_through_the_table_and_names_bad_tensors(tf, tmp_path)
     with pytest.raises(FormatError, match=r"missing tensor features\.conv2d_5_pointwise\.bn\.running_var"):
         load_canonical_into_keras(net, missing, "mobilenet_v1")
     bad = _write_mobilenet_weights(tmp_path / "bad.safetensors", reshape="features.conv2d_3_pointwise.conv.weight")
-    with pytest.raises(TensorShapeError, match=r"features\.conv2d_3_pointwise\.conv\.weight.*conv2d_3_pointwise\.conv/kernel"):
+    with pytest.raises(TensorShapeError, match=r"features\.conv2d_3_pointwise\.conv\.weight.*conv2d_3_pointwise-conv/kernel"):
         load_canonical_into_keras(net, bad, "mobilenet_v1")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from parity import ROOT, load_script, shared_dir
+from test_eval_imagenet import FAST_LINE, sabotage_fast_form
 from zoo.eval.imagenet import ArrayDataset, ValEntry, arrays_dir, preprocess_images, read_val_map, write_val_map
 
 LIMIT_TRUE = 40  # images for the true-label and torchrun runs (MobileNet in torch: ~0.15 s an image here)
@@ -63,7 +64,7 @@ def _run(script, capsys, *argv) -> tuple[dict, str]:
 def test_mobilenet_torch_and_keras_score_100_on_teacher_labels(script, mobilenet, keras, capsys):
     report, out = _run(script, capsys, "mobilenet_v1", "--weights", mobilenet["weights"], "--arrays", mobilenet["cache"],
                        "--val-map", mobilenet["teacher"], "--framework", "torch", "--compare", "keras",
-                       "--report", mobilenet["folder"] / "teacher.json")
+                       "--report", mobilenet["folder"] / "teacher.json", "--plain")  # the fast forms: the next test
     count = len(mobilenet["entries"])
     for section in (report, report["compare"]):
         assert section["count"] == count
@@ -79,6 +80,31 @@ def test_mobilenet_torch_and_keras_score_100_on_teacher_labels(script, mobilenet
     assert "top-1 disagreements torch vs keras: 0" in out
 
 
+def test_default_fast_forms_are_checked_against_the_models_as_built(script, mobilenet, keras, capsys, tmp_path):
+    """No --plain: torch runs zoo.fast_inference_model (compiled), keras zoo.keras.fast, each checked on batch 1."""
+    report, out = _run(script, capsys, "mobilenet_v1", "--weights", mobilenet["weights"], "--arrays", mobilenet["cache"],
+                       "--val-map", mobilenet["teacher"], "--framework", "torch", "--compare", "keras",
+                       "--limit", 4, "--batch-size", 4, "--report", tmp_path / "fast.json")
+    count = min(4, len(mobilenet["entries"]))
+    for section in (report, report["compare"]):
+        assert section["top1"] == {"correct": count, "percent": 100.0}, section["framework"]
+        assert section["fast_check"]["batch"] == count and 0 <= section["fast_check"]["max_diff"] <= 1e-4
+    assert out.count(FAST_LINE) == 2, out
+    assert "(torch: zoo.fast_inference_model)" in out and "(keras: zoo.keras.fast.fast_inference_function)" in out
+
+
+def test_a_fast_form_that_is_not_exact_stops_the_run(script, mobilenet, capsys, monkeypatch, tmp_path):
+    sabotage_fast_form(monkeypatch)
+    argv = ["mobilenet_v1", "--weights", str(mobilenet["weights"]), "--arrays", str(mobilenet["cache"]),
+            "--val-map", str(mobilenet["teacher"]), "--limit", "2", "--report", str(tmp_path / "r.json"), "--quiet"]
+    assert script.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: torch: zoo.fast_inference_model differs from the model as "
+                                                "built by "), err
+    assert "above the tolerance 0.0001" in err[0] and "--plain" in err[0]
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_true_labels_give_the_upstream_graphs_top1(script, mobilenet, capsys):
     if shared_dir() is None:  # the skimage photos have no true ImageNet labels
         pytest.skip("true labels need ../shared/data/imagenet/val_map.txt")
@@ -90,7 +116,8 @@ def test_true_labels_give_the_upstream_graphs_top1(script, mobilenet, capsys):
         tar.add(mobilenet["pb"], arcname=mobilenet["pb"].name)
     report, out = _run(script, capsys, "mobilenet_v1", "--weights", mobilenet["weights"], "--arrays", mobilenet["cache"],
                        "--val-map", mobilenet["val_map"], "--framework", "tf-upstream", "--upstream", tgz,
-                       "--compare", "torch", "--limit", LIMIT_TRUE, "--report", mobilenet["folder"] / "true.json")
+                       "--compare", "torch", "--limit", LIMIT_TRUE, "--report", mobilenet["folder"] / "true.json",
+                       "--plain")
     labels = np.array([e.label for e in mobilenet["entries"][:LIMIT_TRUE]])
     expected = int((mobilenet["logits"][:LIMIT_TRUE].argmax(1) - 1 == labels).sum())  # the graph's own top-1
     assert report["top1"]["correct"] == report["compare"]["top1"]["correct"] == expected
@@ -102,7 +129,7 @@ def test_true_labels_give_the_upstream_graphs_top1(script, mobilenet, capsys):
 def test_torchrun_two_processes_equal_single_process(script, mobilenet, capsys, tmp_path):
     single, _ = _run(script, capsys, "mobilenet_v1", "--weights", mobilenet["weights"], "--arrays", mobilenet["cache"],
                      "--val-map", mobilenet["val_map"], "--limit", LIMIT_TRUE, "--batch-size", 8,
-                     "--report", tmp_path / "single.json")
+                     "--report", tmp_path / "single.json", "--plain")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -112,7 +139,7 @@ def test_torchrun_two_processes_equal_single_process(script, mobilenet, capsys, 
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
          "--master_port", str(port), str(ROOT / "scripts" / "verify_accuracy.py"), "mobilenet_v1",
          "--weights", str(mobilenet["weights"]), "--arrays", str(mobilenet["cache"]), "--val-map",
-         str(mobilenet["val_map"]), "--limit", str(LIMIT_TRUE), "--batch-size", "8", "--quiet",
+         str(mobilenet["val_map"]), "--limit", str(LIMIT_TRUE), "--batch-size", "8", "--quiet", "--plain",
          "--report", str(report_path)],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
     )
@@ -132,7 +159,7 @@ def test_broken_label_offset_is_caught(script, mobilenet, capsys, monkeypatch, t
     entry = registry.MODELS["mobilenet_v1"]
     monkeypatch.setitem(registry.MODELS, "mobilenet_v1", dataclasses.replace(entry, label_offset=0))
     report, _ = _run(script, capsys, "mobilenet_v1", "--weights", mobilenet["weights"], "--arrays", mobilenet["cache"],
-                     "--val-map", mobilenet["teacher"], "--limit", 8, "--report", tmp_path / "r.json")
+                     "--val-map", mobilenet["teacher"], "--limit", 8, "--report", tmp_path / "r.json", "--plain")
     assert report["top1"]["correct"] == 0
 
 
@@ -140,7 +167,7 @@ def test_val_map_naming_missing_arrays_is_an_error(script, mobilenet, capsys, tm
     listing = write_val_map(tmp_path / "val_map.txt", [*read_val_map(mobilenet["teacher"])[:3],
                                                        ValEntry("ILSVRC2012_val_00099999.JPEG", 5)])
     argv = ["mobilenet_v1", "--weights", str(mobilenet["weights"]), "--arrays", str(mobilenet["cache"]),
-            "--val-map", str(listing), "--report", str(tmp_path / "r.json"), "--quiet"]
+            "--val-map", str(listing), "--report", str(tmp_path / "r.json"), "--plain", "--quiet"]
     assert script.main(argv) == 2
     err = capsys.readouterr().err
     assert "no array for 1 of the 4 images" in err and "ILSVRC2012_val_00099999.JPEG" in err
@@ -157,7 +184,6 @@ def test_val_map_naming_missing_arrays_is_an_error(script, mobilenet, capsys, tm
 
 
 def test_resnet50_teacher_labels_nchw(script, tf, keras, image_set, standins, tmp_path_factory, capsys):
-    from zoo.convert.resnet50 import convert
     from zoo.standins import resnet50 as upstream
 
     folder = tmp_path_factory.mktemp("resnet_eval")
@@ -173,7 +199,7 @@ def test_resnet50_teacher_labels_nchw(script, tf, keras, image_set, standins, tm
     teacher = write_val_map(folder / "teacher.txt", [ValEntry(e.image, int(i) - 1) for e, i in zip(entries, logits.argmax(1))])
     report, _ = _run(script, capsys, "resnet50", "--weights", weights, "--arrays", folder / "cache", "--val-map", teacher,
                      "--framework", "keras", "--compare", "torch", "--batch-size", 4, "--report", folder / "r.json",
-                     "--plain")  # the ports as built; the MobileNet tests run the default fast (folded) forms
+                     "--plain")  # the ports as built; test_default_fast_forms_... runs the default fast forms
     assert report["layout"] == "NCHW"
     assert report["top1"]["correct"] == report["compare"]["top1"]["correct"] == len(entries)
     assert report["compare"]["top1_disagreements"] == []

@@ -12,15 +12,14 @@ short (~1.5 s a pair in torch here).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from parity import ROOT, require_shared
-from test_eval_imagenet import load_script
+from parity import require_shared
+from test_eval_imagenet import FAST_LINE, load_script
 from zoo.errors import FormatError
 from zoo.flow import read_flo, read_sintel_invalid
 
@@ -52,7 +51,7 @@ def torch_reports(script, weights, tmp_path_factory) -> dict[str, dict]:
     for kind in ("sintel", "chairs"):
         report = out / f"{kind}.json"
         argv = ["--weights", str(weights), "--data", str(data / kind), "--limit", str(LIMIT),
-                "--png-dir", str(out / "png"), "--report", str(report), "--quiet"]
+                "--png-dir", str(out / "png"), "--report", str(report), "--quiet", "--plain"]
         assert script.main(argv) == 0
         reports[kind] = json.loads(report.read_text())
     return reports
@@ -108,7 +107,7 @@ def test_printout_labels_both_epes(torch_reports, script, weights, capsys):
     """The printed table names both averages, so a reader can tell which matches a published number."""
     capsys.readouterr()
     assert script.main(["--weights", str(weights), "--data", str(_flow_data() / "sintel"), "--limit", "1",
-                        "--quiet"]) == 0
+                        "--quiet", "--plain"]) == 0
     text = capsys.readouterr().out
     row = torch_reports["sintel"]["pairs"][0]  # alley_1_clean, the same pair
     assert "EPE all" in text and "EPE valid" in text
@@ -121,7 +120,7 @@ def test_keras_agrees_with_torch(script, weights, torch_reports, keras, tmp_path
     for kind in ("sintel", "chairs"):
         report = tmp_path / f"{kind}.json"
         assert script.main(["--weights", str(weights), "--data", str(data / kind), "--limit", str(LIMIT),
-                            "--framework", "keras", "--report", str(report), "--quiet"]) == 0
+                            "--framework", "keras", "--report", str(report), "--quiet", "--plain"]) == 0
         ours = json.loads(report.read_text())
         for k_row, t_row in zip(ours["pairs"], torch_reports[kind]["pairs"], strict=True):
             assert k_row["pair"] == t_row["pair"]
@@ -129,6 +128,22 @@ def test_keras_agrees_with_torch(script, weights, torch_reports, keras, tmp_path
                 assert abs(k_row[field] - t_row[field]) <= EPE_TOL, (k_row["pair"], field)
         for field in ("average_epe_all_pixels", "average_epe_valid_pixels"):
             assert abs(ours[field] - torch_reports[kind][field]) <= EPE_TOL, field
+
+
+def test_default_fast_form_is_checked_against_the_model_as_built(script, weights, tmp_path, capsys):
+    """No --plain: zoo.fast_inference_model (compiled), checked on the first pair; one small pair keeps it short."""
+    from zoo.flow import write_flo
+
+    generator = np.random.default_rng(0)
+    for name in ("0000001-img0.ppm", "0000001-img1.ppm"):
+        assert cv2.imwrite(str(tmp_path / name), generator.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    write_flo(tmp_path / "0000001-gt.flo", generator.standard_normal((64, 64, 2)).astype(np.float32))
+    report = tmp_path / "fast.json"
+    assert script.main(["--weights", str(weights), "--data", str(tmp_path), "--report", str(report), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(FAST_LINE) == 1 and "on a first batch of 1 (torch: zoo.fast_inference_model)" in out
+    check = json.loads(report.read_text())["fast_check"]
+    assert 0 <= check["max_diff"] <= 1e-4 and check["tolerance"] == 1e-4
 
 
 def test_sintel_invalid_mask_is_used_and_errors_name_files(tmp_path, capsys, script, weights):

@@ -5,7 +5,12 @@ three models (upstream file formats, random weights of realistic scale),
 converts them with zoo's converters, and runs the PyTorch and Keras ports
 against the upstream reference on the real photos bundled with scikit-image.
 Prints, per model and framework: max |diff| against the upstream output,
-top-1 agreement (classifiers), and time. The references: TensorFlow running
+top-1 agreement (classifiers), and time. The ports run in their fast form
+(PyTorch: ``zoo.fast_inference_model``, batch norm folded, channels_last and
+compiled; Keras: ``zoo.keras.fast``), each checked against the model as built
+first (a difference above 1e-4 of the output's scale stops the demo with one
+error line); ``--plain`` runs the models as built. The time is a call after
+the first (which compiles). The references: TensorFlow running
 the MobileNet-v1 and ResNet-50 frozen graphs; for FlowNet2-SD, NVIDIA's forward
 restated on the checkpoint (``zoo.standins.flownet2_sd.nvidia_forward``).
 
@@ -22,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -58,7 +64,50 @@ def _torch_run(model, x_nhwc: np.ndarray) -> Callable[[], np.ndarray]:
     return run
 
 
-def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tuple]:
+@dataclass
+class _Forms:
+    """How the ports run: their fast forms (checked against the models as built), or as built."""
+
+    fast: bool
+    checks: list[str] = field(default_factory=list)
+
+    def run(self, name: str, framework: str, plain: Callable[[], np.ndarray],
+            make_fast: Callable[[], Callable[[], np.ndarray]]) -> tuple[np.ndarray, float]:
+        """(output, seconds of one call): the fast form, checked against ``plain`` on the same input, or ``plain``."""
+        if not self.fast:
+            return _timed(plain)
+        from .fast import check_fast_matches
+
+        fast = make_fast()
+        first, first_seconds = _timed(fast)  # compiles (torch) or traces (keras)
+        what = f"{name} {framework} fast form"
+        diff = check_fast_matches(np.array(first), np.array(plain()), what=what)  # writable copies for torch
+        self.checks.append(f"fast form checked against the model as built: max |diff| {diff:.2e} relative to the "
+                           f"output's scale ({name} {framework}; its first call, compiling, {first_seconds:.1f} s)")
+        return _timed(fast)
+
+
+def _torch_fast(model, x_nhwc: np.ndarray) -> Callable[[], Callable[[], np.ndarray]]:
+    def make() -> Callable[[], np.ndarray]:
+        from .eval.accuracy import torch_fast_model
+
+        return _torch_run(torch_fast_model(model), x_nhwc)
+
+    return make
+
+
+def _keras_fast(model, x: np.ndarray, output: Callable[[np.ndarray], np.ndarray] = np.asarray
+                ) -> Callable[[], Callable[[], np.ndarray]]:
+    def make() -> Callable[[], np.ndarray]:
+        from .eval.accuracy import keras_fast_function
+
+        function = keras_fast_function(model)
+        return lambda: output(np.asarray(function(x)))
+
+    return make
+
+
+def _classifier_rows(name: str, workdir: Path, weights: str | None, forms: _Forms) -> list[tuple]:
     from zoo.registry import get_model_entry
 
     entry = get_model_entry(name)
@@ -85,11 +134,11 @@ def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tupl
         graph = tf.compat.v1.GraphDef()
         graph.ParseFromString(frozen)
         reference, ref_time = _timed(lambda: upstream.run_graph(graph, x))
-    torch_model = entry.load("torch_builder")(weights=weights)
+    torch_model = entry.load("torch_builder")(weights=weights).eval()
     keras_model = entry.load("keras_builder")(weights=weights)
     outputs = {
-        "torch": _timed(_torch_run(torch_model, x)),
-        "keras": _timed(lambda: np.asarray(keras_model(x, training=False))),
+        "torch": forms.run(name, "torch", _torch_run(torch_model, x), _torch_fast(torch_model, x)),
+        "keras": forms.run(name, "keras", lambda: np.asarray(keras_model(x, training=False)), _keras_fast(keras_model, x)),
     }
     if reference is None:
         return [(name, "torch", None, None, outputs["torch"][1], outputs["torch"][0], entry.label_offset)]
@@ -101,7 +150,7 @@ def _classifier_rows(name: str, workdir: Path, weights: str | None) -> list[tupl
     return rows
 
 
-def _flownet_rows(workdir: Path, weights: str | None) -> list[tuple]:
+def _flownet_rows(workdir: Path, weights: str | None, forms: _Forms) -> list[tuple]:
     import skimage.data
     import torch
 
@@ -120,16 +169,27 @@ def _flownet_rows(workdir: Path, weights: str | None) -> list[tuple]:
             reference, ref_time = _timed(lambda: nvidia_forward(state, frames).numpy())
     else:
         reference, ref_time = None, 0.0
-    torch_model = zoo.flownet2_sd(weights=weights)
+    torch_model = zoo.flownet2_sd(weights=weights).eval()
     keras_model = zoo.keras.flownet2_sd(weights=weights)
 
-    def torch_run() -> np.ndarray:
-        with torch.inference_mode():
-            return torch_model(frames).numpy()
+    def torch_runner(model) -> Callable[[], np.ndarray]:
+        def run() -> np.ndarray:
+            with torch.inference_mode():
+                return model(frames).numpy()
+        return run
+
+    def torch_fast() -> Callable[[], np.ndarray]:
+        from .eval.accuracy import torch_fast_model
+
+        return torch_runner(torch_fast_model(torch_model))
+
+    def to_nchw(flow: np.ndarray) -> np.ndarray:
+        return np.asarray(flow).transpose(0, 3, 1, 2)
 
     outputs = {
-        "torch": _timed(torch_run),
-        "keras": _timed(lambda: np.asarray(keras_model(pair, training=False)).transpose(0, 3, 1, 2)),
+        "torch": forms.run("flownet2_sd", "torch", torch_runner(torch_model), torch_fast),
+        "keras": forms.run("flownet2_sd", "keras", lambda: to_nchw(keras_model(pair, training=False)),
+                           _keras_fast(keras_model, pair, to_nchw)),
     }
     rows = [] if reference is None else [("flownet2_sd", "NVIDIA forward", 0.0, None, ref_time, reference, 0)]
     for framework, (flow, seconds) in outputs.items():
@@ -165,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", help="synset_words.txt, to print class names with --weights")
     parser.add_argument("--layers", action="store_true", help="print the building-block table instead")
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to run (default: all)")
+    parser.add_argument("--plain", action="store_true",
+                        help="run the ports as built, not in their fast form (batch norm folded, compiled)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.layers:
@@ -185,16 +247,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoo.demo needs the keras and eval extras (TensorFlow, scikit-image): {error}", file=sys.stderr)
         return 2
 
+    forms = _Forms(fast=not args.plain)
     with tempfile.TemporaryDirectory(prefix="zoo-demo-") as tmp:
         workdir = Path(tmp)
         rows = []
         for name in (m for m in MODELS if m in args.models):
             if name == "flownet2_sd":
-                rows += _flownet_rows(workdir, weights.get(name))
+                rows += _flownet_rows(workdir, weights.get(name), forms)
             else:
-                rows += _classifier_rows(name, workdir, weights.get(name))
+                rows += _classifier_rows(name, workdir, weights.get(name), forms)
 
-    header = f"{'model':13} {'framework':18} {'max |diff| vs upstream':>23} {'top-1 agreement':>16} {'time s':>7}  verdict"
+    form = "fast" if forms.fast else "as built"
+    print(f"ports run {'in their fast form (--plain: as built)' if forms.fast else 'as built (--plain)'}")
+    header = (f"{'model':13} {'framework':18} {'form':8} {'max |diff| vs upstream':>23} {'top-1 agreement':>16} "
+              f"{'time s':>7}  verdict")
     print(header)
     print("-" * len(header))
     failures = 0
@@ -209,11 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             verdict, diff_text = "reference", "-"
         agreement_text = "-" if agreement is None or framework not in ("torch", "keras") else f"{agreement:.0%}"
-        print(f"{name:13} {framework:18} {diff_text:>23} {agreement_text:>16} {seconds:7.2f}  {verdict}")
+        row_form = form if framework in ("torch", "keras") else "-"
+        print(f"{name:13} {framework:18} {row_form:8} {diff_text:>23} {agreement_text:>16} {seconds:7.2f}  {verdict}")
     print(
         f"\nexact: logits within {LOGIT_TOL:g} (relative to their scale beyond 10) and the same top-1 on the "
         f"{len(PHOTOS)} skimage photos; flow within {FLOW_TOL:g} px on skimage's stereo_motorcycle pair."
     )
+    for line in forms.checks:
+        print(line)
     if weights:
         _print_top5([r for r in rows if r[0] in weights and r[1] == "torch"], _load_labels(args.labels))
     return 1 if failures else 0

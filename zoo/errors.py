@@ -60,3 +60,11 @@ class UnknownModelError(ZooError, KeyError):
 
 class DiskFullError(ZooError, OSError):
     """Writing a download or a converted file ran out of disk space (or quota); the partial file is removed."""
+
+
+class NotExactError(ZooError, RuntimeError):
+    """A fast form of a model (folded, compiled) computes something other than the model as built."""
+
+
+class CompilerError(ZooError, RuntimeError):
+    """``torch.compile`` was required where it cannot run (no C++ compiler, no inductor)."""

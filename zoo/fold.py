@@ -1,5 +1,6 @@
-"""Inference-only speed-ups that keep parity: batch norm folded into convolutions, TF ``SAME``
-padding without a padded copy (:class:`Conv2dSameWideKernel`), fused activations, channels_last.
+"""Inference-only rewrites that keep parity: batch norm folded into convolutions, and TF ``SAME``
+padding without a padded copy (:class:`Conv2dSameWideKernel`). :func:`zoo.fast_inference_model`
+builds on them (and compiles); this module stays free of ``torch.compile``.
 
 Nothing here changes a model in place or alters the default builders; each
 function returns a new module. Folding is exact algebra done in float64 and
@@ -10,22 +11,22 @@ The result differs from the unfolded model by float32 rounding only (measured
 by ``benchmarks/run.py`` against the upstream graph on every run).
 
     import zoo
-    from zoo.fold import fast_inference_model
-    model = fast_inference_model(zoo.resnet50_tf_compat(weights="resnet50.safetensors"))
-    logits = model(x.contiguous(memory_format=torch.channels_last))
+    from zoo.fold import fold_batch_norms
+    folded = fold_batch_norms(zoo.resnet50_tf_compat(weights="resnet50.safetensors"))
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .errors import ArgumentError, InputTypeError
-from .layers import Conv2dSame, ConvBnAct
-from .layers.padding import tf_same_pad
+from .layers import Conv2dSame
+from .layers.conv2d_same import same_pad
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -86,17 +87,15 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     return folded
 
 
-def fast_inference_model(model: nn.Module, channels_last: bool = True, fuse_activations: bool = False) -> nn.Module:
-    """``fold_batch_norms(model)`` with :func:`widen_same_kernels`, in channels_last memory format by default.
+def fast_inference_model(model: nn.Module, channels_last: bool = True) -> nn.Module:
+    """Deprecated: use :func:`zoo.fast_inference_model` (compiled and frozen where a compiler exists).
 
-    ``fuse_activations``: also run each folded ``ConvBnAct`` with a ReLU/ReLU6
-    as one oneDNN convolution with the activation applied in its epilogue
-    (:class:`FusedConvAct`). Feed the model ``x.contiguous(memory_format=torch.channels_last)``
-    (4-D inputs) for the full benefit; any NCHW tensor still works.
+    The eager folded form: ``fold_batch_norms(model)`` with :func:`widen_same_kernels`,
+    in channels_last memory format by default.
     """
+    warnings.warn("zoo.fold.fast_inference_model is deprecated: use zoo.fast_inference_model "
+                  "(zoo.fast.eager_folded_model for the eager folded form)", DeprecationWarning, stacklevel=2)
     folded = widen_same_kernels(fold_batch_norms(model))
-    if fuse_activations:
-        folded = fuse_conv_activations(folded)
     return folded.to(memory_format=torch.channels_last) if channels_last else folded
 
 
@@ -127,6 +126,10 @@ class Conv2dSameWideKernel(Conv2dSame):
 
     def _wide_kernel(self, widen_h: bool, widen_w: bool) -> torch.Tensor:
         weight = self.weight
+        if torch.compiler.is_compiling():
+            # No cache while tracing (its id()/_version keys break the graph): the zero tap is one
+            # F.pad of the weight, which inductor's freezing folds into a constant.
+            return F.pad(weight, (int(widen_w), 0, int(widen_h), 0))
         # Inference tensors (made under torch.inference_mode) carry no version counter.
         version = None if weight.is_inference() else weight._version
         key = (id(weight), version, weight.device, weight.dtype)
@@ -146,7 +149,7 @@ class Conv2dSameWideKernel(Conv2dSame):
         if self.static_same_pad or tuple(self.dilation) != (1, 1) or (self.weight.requires_grad and torch.is_grad_enabled()):
             return super().conv_operands(x)  # static padding needs no copy; the wide kernel carries no gradient
         (top, bottom), (left, right) = (
-            tf_same_pad(n, k, s, 1) for n, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
+            same_pad(n, k, s, 1) for n, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
         widen_h, widen_w = bottom > top, right > left
         weight = self._wide_kernel(widen_h, widen_w) if widen_h or widen_w else self.weight
         return x, weight, (bottom, right)
@@ -167,72 +170,6 @@ def widen_same_kernels(model: nn.Module) -> nn.Module:
             if type(child) is Conv2dSame and not child.static_same_pad and child.groups == child.in_channels > 1:
                 setattr(parent, name, Conv2dSameWideKernel.from_conv(child))
     return wide
-
-
-def _activation_bounds(act: nn.Module) -> tuple[float, float] | None:
-    """(min, max) of a clamp-style activation, or None for one that is not."""
-    if isinstance(act, nn.ReLU6):
-        return 0.0, 6.0
-    if isinstance(act, nn.ReLU):
-        return 0.0, float("inf")
-    if isinstance(act, nn.Hardtanh):
-        return float(act.min_val), float(act.max_val)
-    return None
-
-
-def _mkldnn_pointwise_available() -> bool:
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-
-
-def _unary_post_op(bounds: tuple[float, float]) -> tuple[str, list[float]]:
-    """oneDNN's name and scalars for ``clamp(y, low, high)``: ``relu`` or ``hardtanh``."""
-    low, high = bounds
-    return ("relu", []) if (low, high) == (0.0, float("inf")) else ("hardtanh", [low, high])
-
-
-class FusedConvAct(nn.Module):
-    """A folded ``ConvBnAct``: one convolution with its clamp activation fused (TF ``SAME`` kept).
-
-    On CPU with oneDNN it calls ``torch.ops.mkldnn._convolution_pointwise``
-    with a ``relu``/``hardtanh`` post-op (the kernel torch.compile's inductor
-    uses for the same pattern): the clamp is applied to each output while it is
-    still in cache, saving one pass over the activation. Elsewhere it runs
-    ``F.conv2d`` then ``clamp``. Both compute ``clamp(conv(x))`` in fp32, so the
-    result is bit-identical to the unfused module for the same conv algorithm.
-    """
-
-    def __init__(self, conv: Conv2dSame, bounds: tuple[float, float]) -> None:
-        super().__init__()
-        self.conv = conv
-        self.bounds = bounds
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        x, weight, padding = conv.conv_operands(x)
-        if x.device.type == "cpu" and x.dtype == torch.float32 and _mkldnn_pointwise_available():
-            unary, scalars = _unary_post_op(self.bounds)
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, weight, conv.bias, list(padding), list(conv.stride), list(conv.dilation), conv.groups,
-                unary, scalars, "")
-        y = F.conv2d(x, weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
-        return y.clamp(*self.bounds)
-
-
-def fuse_conv_activations(model: nn.Module) -> nn.Module:
-    """A copy of a batch-norm-folded ``model`` with each ``ConvBnAct`` (ReLU/ReLU6) as a :class:`FusedConvAct`.
-
-    (ResNet-50's ReLUs and residual adds are left alone: fusing them into oneDNN
-    post-ops measured no faster on a 2-core AVX-512 machine.)
-    """
-    fused = copy.deepcopy(model)
-    for parent in list(fused.modules()):
-        for name, child in list(parent.named_children()):
-            if not isinstance(child, ConvBnAct) or not isinstance(child.bn, nn.Identity):
-                continue
-            bounds = _activation_bounds(child.act)
-            if bounds is not None and isinstance(child.conv, Conv2dSame):
-                setattr(parent, name, FusedConvAct(child.conv, bounds))
-    return fused
 
 
 def count_batch_norms(model: nn.Module) -> int:

@@ -24,7 +24,7 @@ def read_checkpoint(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
         import tensorflow as tf
     except ImportError:
         raise ZooError(
-            "reading a TF checkpoint needs TensorFlow (pip install 'zoo[keras]'); "
+            "reading a TF checkpoint needs TensorFlow (pip install 'zoo[tensorflow]'); "
             "converting from the frozen .pb needs none"
         ) from None
     try:

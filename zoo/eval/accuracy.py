@@ -12,12 +12,19 @@
   r, r + N, r + 2N, ... of the val_map; the correct counts are all-reduced and
   the per-image predictions gathered on rank 0, so the report equals a
   single-process run's.
+* Fast forms (the default): torch runs :func:`zoo.fast.fast_inference_model`
+  (batch norm folded, channels_last, compiled), keras
+  :func:`zoo.keras.fast.fast_inference_function`. Each is checked against the
+  model as built on its first batch (:func:`first_batch_checked`), and a
+  difference above 1e-4 of the output's scale stops the run with
+  :class:`zoo.errors.NotExactError`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,15 +39,19 @@ from .imagenet import ArrayDataset, PrefetchLoader, Progress
 __all__ = [
     "DistContext",
     "FRAMEWORKS",
+    "FastCheck",
     "TOP_K",
     "Predictor",
     "evaluate_arrays",
+    "first_batch_checked",
     "format_summary",
     "init_distributed",
+    "keras_fast_function",
     "load_upstream_graph_def",
     "make_predictor",
     "shard_indices",
     "top_k_labels",
+    "torch_fast_model",
     "write_report",
 ]
 
@@ -52,12 +63,90 @@ REPORT_FORMAT = "zoo-accuracy-report/1"
 # --- frameworks ------------------------------------------------------------------------
 
 @dataclass
+class FastCheck:
+    """The check of a fast form against the model as built, done on the form's first batch.
+
+    ``max_diff`` is max |fast - plain| relative to the output's scale
+    (:func:`zoo.fast.check_fast_matches`), None until the first batch ran.
+    """
+
+    what: str
+    tolerance: float = 1e-4
+    max_diff: float | None = None
+    batch: int | None = None
+
+    def line(self) -> str:
+        """The line the scripts print: ``fast form checked against the model as built: max |diff| ...``."""
+        if self.max_diff is None:
+            return f"{self.what}: not checked yet (no batch ran)"
+        return (f"fast form checked against the model as built: max |diff| {self.max_diff:.2e} relative to the "
+                f"output's scale (tolerance {self.tolerance:g}) on a first batch of {self.batch} ({self.what})")
+
+    def as_dict(self) -> dict:
+        """The check for a JSON report."""
+        return {"what": self.what, "max_diff": self.max_diff, "tolerance": self.tolerance, "batch": self.batch}
+
+
+def first_batch_checked(fast: Callable[[np.ndarray], np.ndarray], plain: Callable[[np.ndarray], np.ndarray],
+                        check: FastCheck, count: Callable[[np.ndarray], int] = len) -> Callable[[np.ndarray], np.ndarray]:
+    """``fast``, but its first call also runs ``plain`` on the same batch and compares the two.
+
+    A difference above ``check.tolerance`` raises :class:`zoo.errors.NotExactError`
+    (every later call raises it again, so no number comes from an unchecked
+    form); otherwise ``check`` records it and ``plain`` is dropped, freeing the
+    model as built. ``count(batch)``: the samples in a batch, for the report.
+    """
+    from ..fast import check_fast_matches
+
+    state: dict = {"plain": plain, "error": None}
+    lock = threading.Lock()  # the MLPerf SUT may call from worker threads
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        if state["plain"] is None and state["error"] is None:
+            return fast(batch)
+        with lock:
+            if state["error"] is not None:
+                raise state["error"]
+            out = fast(batch)
+            if state["plain"] is not None:
+                try:
+                    check.max_diff = check_fast_matches(out, state["plain"](batch),
+                                                        what=check.what, tolerance=check.tolerance)
+                except Exception as error:
+                    state["error"] = error
+                    raise
+                check.batch = count(batch)
+                state["plain"] = None
+            return out
+
+    return run
+
+
+def torch_fast_model(net):
+    """:func:`zoo.fast.fast_inference_model` of ``net`` (a new module; ``net`` is left as built)."""
+    from ..fast import fast_inference_model
+
+    return fast_inference_model(net)
+
+
+def keras_fast_function(net) -> Callable:
+    """``net``'s fast form: :func:`zoo.keras.fast.fast_inference_function` (NHWC float32 in, a tensor out)."""
+    from ..keras.fast import fast_inference_function
+
+    return fast_inference_function(net)
+
+
+@dataclass
 class Predictor:
-    """Logits of a batch: ``run(batch)`` takes float32 arrays in ``layout`` and returns (B, classes)."""
+    """Logits of a batch: ``run(batch)`` takes float32 arrays in ``layout`` and returns (B, classes).
+
+    ``fast_check``: for a fast form, its first-batch check against the model as built.
+    """
 
     framework: str
     layout: str
     run: Callable[[np.ndarray], np.ndarray]
+    fast_check: FastCheck | None = None
 
     def __call__(self, batch: np.ndarray, batch_layout: str) -> np.ndarray:
         """Logits of ``batch`` (given in ``batch_layout``), transposed to this framework's layout first."""
@@ -133,11 +222,12 @@ def make_predictor(model: str, framework: str, weights: str | os.PathLike | None
     ``weights`` (a converted ``.safetensors`` path or a weights tag) is needed
     for ``torch`` and ``keras``, ``upstream`` (the upstream graph file) for
     ``tf-upstream``. ``device`` (torch only): default ``cuda`` when available.
-    ``fast``: run the ports in their fastest exact form, batch norm folded
-    (torch: :func:`zoo.fold.fast_inference_model` in channels_last; keras:
-    :func:`zoo.keras.fold.fold_batch_norms` under ``tf.function``), which
-    ``benchmarks/run.py`` checks against the upstream graph on every run;
-    ``False`` runs the models as built.
+    ``fast``: run the ports in their fastest exact form (torch:
+    :func:`zoo.fast.fast_inference_model`, batch norm folded, channels_last,
+    compiled; keras: :func:`zoo.keras.fast.fast_inference_function`), checked
+    against the model as built on the first batch (the predictor's
+    ``fast_check``; :class:`zoo.errors.NotExactError` if it differs); ``False``
+    runs the models as built.
     """
     entry = get_model_entry(model)
     if framework == "tf-upstream":
@@ -151,29 +241,30 @@ def make_predictor(model: str, framework: str, weights: str | os.PathLike | None
 
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         net = entry.load("torch_builder")(weights=weights).eval().to(device)
-        memory_format = torch.contiguous_format
-        if fast:
-            from ..fold import fast_inference_model
 
-            net = fast_inference_model(net, channels_last=True, fuse_activations=True)
-            memory_format = torch.channels_last
+        def runner(module: "torch.nn.Module") -> Callable[[np.ndarray], np.ndarray]:
+            def run(batch: np.ndarray) -> np.ndarray:
+                with torch.inference_mode():
+                    return module(torch.from_numpy(batch).to(device)).float().cpu().numpy()
+            return run
 
-        def run(batch: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                x = torch.from_numpy(batch).to(device).contiguous(memory_format=memory_format)
-                return net(x).float().cpu().numpy()
-
-        return Predictor(framework, "NCHW", run)
+        if not fast:
+            return Predictor(framework, "NCHW", runner(net))
+        check = FastCheck("torch: zoo.fast_inference_model")
+        return Predictor(framework, "NCHW", first_batch_checked(runner(torch_fast_model(net)), runner(net), check),
+                         check)
     if framework == "keras":
         net = entry.load("keras_builder")(weights=weights)
-        if fast:
-            import tensorflow as tf
 
-            from ..keras.fold import fold_batch_norms
+        def plain(batch: np.ndarray) -> np.ndarray:
+            return np.asarray(net(batch, training=False))
 
-            folded = tf.function(fold_batch_norms(net))
-            return Predictor(framework, "NHWC", lambda batch: np.asarray(folded(tf.constant(batch), training=False)))
-        return Predictor(framework, "NHWC", lambda batch: np.asarray(net(batch, training=False)))
+        if not fast:
+            return Predictor(framework, "NHWC", plain)
+        function = keras_fast_function(net)
+        check = FastCheck("keras: zoo.keras.fast.fast_inference_function")
+        return Predictor(framework, "NHWC", first_batch_checked(lambda batch: np.asarray(function(batch)), plain, check),
+                         check)
     raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
 
 
@@ -312,6 +403,7 @@ def _report(model: str, dataset: ArrayDataset, predictors: Sequence[Predictor],
         top1_correct, top5_correct, count = _score(top5, labels)
         sections.append({
             "framework": predictor.framework,
+            "fast_check": None if predictor.fast_check is None else predictor.fast_check.as_dict(),
             "count": int(count),
             "top1": _metric(top1_correct, count),
             "top5": _metric(top5_correct, count),
@@ -357,7 +449,14 @@ def format_summary(report: dict) -> str:
                 f"top-1 {section['top1']['percent']:.3f}% ({section['top1']['correct']}/{count}), "
                 f"top-5 {section['top5']['percent']:.3f}% ({section['top5']['correct']}/{count})")
 
+    def check_line(section: dict) -> str | None:
+        check = section.get("fast_check")
+        if not check or check.get("max_diff") is None:
+            return None
+        return FastCheck(**check).line()
+
     lines = [line(report)]
+    lines += [text for text in (check_line(report), check_line(report.get("compare", {}))) if text]
     if report["missing"]:
         lines.append(f"left out: {len(report['missing'])} images of the val_map with no array (--skip-missing)")
     reference = report["reference"]["top1"]

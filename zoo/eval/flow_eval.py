@@ -34,6 +34,7 @@ from ..flow import average_epe, read_flo, read_sintel_invalid, save_flow_png
 
 __all__ = [
     "FlowPair",
+    "FlowPredictor",
     "SIZE_MULTIPLE",
     "center_crop",
     "evaluate_flow",
@@ -127,8 +128,27 @@ def load_pair(pair: FlowPair) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
     return frames_array, center_crop(gt, th, tw), None if valid is None else center_crop(valid, th, tw)
 
 
-def make_flow_predictor(framework: str, weights: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict(frames)``: (2, H, W, 3) float32 RGB -> (H, W, 2) flow, in ``torch`` or ``keras``."""
+class FlowPredictor:
+    """``predict(frames)``: (2, H, W, 3) float32 RGB -> (H, W, 2) flow; ``fast_check`` for a fast form, else None."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], fast_check=None) -> None:
+        self.run = run
+        self.fast_check = fast_check
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.run(frames)
+
+
+def make_flow_predictor(framework: str, weights: str | os.PathLike, fast: bool = True) -> FlowPredictor:
+    """A :class:`FlowPredictor` for FlowNet2-SD in ``torch`` or ``keras``.
+
+    ``fast`` (default): torch runs :func:`zoo.fast.fast_inference_model`
+    (channels_last, compiled), keras :func:`zoo.keras.fast.fast_inference_function`,
+    each checked against the model as built on the first pair
+    (:class:`zoo.errors.NotExactError` if it differs); ``False`` runs the model as built.
+    """
+    from .accuracy import FastCheck, first_batch_checked, keras_fast_function, torch_fast_model
+
     if framework == "torch":
         import torch
 
@@ -136,18 +156,34 @@ def make_flow_predictor(framework: str, weights: str | os.PathLike) -> Callable[
 
         model = flownet2_sd(weights=weights).eval()
 
-        def predict(frames: np.ndarray) -> np.ndarray:
-            # NVIDIA: np.array([img1, img2]).transpose(3, 0, 1, 2) -> (3, 2, H, W).
-            x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))[None]
-            with torch.inference_mode():
-                return estimate_flow(model, x)[0].permute(1, 2, 0).numpy()
+        def runner(module) -> Callable[[np.ndarray], np.ndarray]:
+            def predict(frames: np.ndarray) -> np.ndarray:
+                # NVIDIA: np.array([img1, img2]).transpose(3, 0, 1, 2) -> (3, 2, H, W).
+                x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))[None]
+                with torch.inference_mode():
+                    return estimate_flow(module, x)[0].permute(1, 2, 0).numpy()
+            return predict
 
-        return predict
+        if not fast:
+            return FlowPredictor(runner(model))
+        check = FastCheck("torch: zoo.fast_inference_model")
+        # One pair per call: the check's batch is one pair (two frames).
+        return FlowPredictor(first_batch_checked(runner(torch_fast_model(model)), runner(model), check,
+                                                 count=lambda frames: 1), check)
     if framework == "keras":
         from ..keras.flownet2_sd import flownet2_sd as keras_flownet2_sd
 
         model = keras_flownet2_sd(weights=weights)
-        return lambda frames: np.asarray(model(frames[None], training=False))[0]
+
+        def plain(frames: np.ndarray) -> np.ndarray:
+            return np.asarray(model(frames[None], training=False))[0]
+
+        if not fast:
+            return FlowPredictor(plain)
+        function = keras_fast_function(model)
+        check = FastCheck("keras: zoo.keras.fast.fast_inference_function")
+        return FlowPredictor(first_batch_checked(lambda frames: np.asarray(function(frames[None]))[0], plain, check,
+                                                 count=lambda frames: 1), check)
     raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FLOW_FRAMEWORKS)}")
 
 

@@ -160,10 +160,12 @@ def make_backend(model: str, backend: str, weights=None, upstream=None, device: 
                  check_batch: np.ndarray | None = None, batch_layout: str = "NHWC") -> Predictor:
     """The :class:`Predictor` for ``backend`` (one of :data:`BACKENDS`), built by :func:`make_predictor`.
 
-    ``torch`` and ``keras`` run the ports in their fastest exact form unless
-    ``fast`` is False; given ``check_batch`` (in ``batch_layout``), the fast
-    form's top-1 on it is checked against the plain port's and a difference
-    raises :class:`ZooError`.
+    ``torch`` and ``keras`` run the ports in their fastest exact form
+    (:mod:`zoo.fast`, :mod:`zoo.keras.fast`) unless ``fast`` is False; that
+    form is checked against the model as built on its first batch. Given
+    ``check_batch`` (in ``batch_layout``), that first batch runs here, so a
+    form that is not exact raises :class:`zoo.errors.NotExactError` before
+    LoadGen starts (and a compiled form compiles for this batch's shape now).
     """
     if backend == "onnxruntime":
         if weights is None:
@@ -172,13 +174,8 @@ def make_backend(model: str, backend: str, weights=None, upstream=None, device: 
     if backend not in BACKENDS:
         raise ArgumentError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
     predictor = make_predictor(model, backend, weights=weights, upstream=upstream, device=device, fast=fast)
-    if fast and backend in ("torch", "keras") and check_batch is not None and len(check_batch):
-        plain = make_predictor(model, backend, weights=weights, device=device, fast=False)
-        got = predictor(check_batch, batch_layout).argmax(1)
-        want = plain(check_batch, batch_layout).argmax(1)
-        if not np.array_equal(got, want):
-            raise ZooError(f"{backend}: the fast (batch-norm folded) form's top-1 differs from the plain port's on "
-                           f"{int((got != want).sum())} of the first {len(got)} samples; rerun with --plain")
+    if predictor.fast_check is not None and check_batch is not None and len(check_batch):
+        predictor(check_batch, batch_layout)
     return predictor
 
 

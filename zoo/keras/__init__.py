@@ -1,7 +1,11 @@
-"""zoo.keras: the Keras 3 side of zoo (channels_last, TensorFlow backend).
+"""zoo.keras: the Keras 3 side of zoo (channels_last), on any Keras backend.
 
-Importing this package imports Keras and TensorFlow; ``import zoo`` does not.
-Without them, the import fails with a message naming the extra to install.
+The models build, load weights and run under ``KERAS_BACKEND=tensorflow``,
+``jax`` or ``torch`` with the same outputs; nothing here imports TensorFlow
+itself (only Keras's TensorFlow backend does), and torch is imported only to
+resolve a weights tag. Importing this package imports Keras and its backend;
+``import zoo`` does not. Without them, the import fails with a message naming
+the extra to install (``zoo[keras]``, ``zoo[tensorflow]`` or ``zoo[jax]``).
 """
 
 from ._require import require_keras

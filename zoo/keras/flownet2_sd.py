@@ -3,7 +3,8 @@
 The same function as :mod:`zoo.models.flownet2_sd`, built from
 :mod:`zoo.keras.layers` so that padding, transposed convolutions and the
 final bilinear upsampling are PyTorch's. Layers are named after the PyTorch
-modules (``conv0.0``, ``deconv5.0``, ``predict_flow6``); converted weights
+modules through :func:`zoo.specs.keras_layer_name` (``conv0-0``,
+``deconv5-0``, ``predict_flow6``); converted weights
 load through the name table :data:`zoo.specs.flownet2_sd.TABLE`.
 """
 
@@ -15,10 +16,12 @@ import keras
 from keras import ops
 
 from ..specs import flownet2_sd as spec
-from ..specs.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, RGB_MAX
+from ..specs import keras_layer_name as _name
+from ..specs.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, RGB_MAX, SIZE_MULTIPLE
 from .layers import TorchBilinearResize, TorchConv2D, TorchConv2DTranspose, TorchLeakyReLU
 from .input_checks import InputCheckedModel
-from .weights import load_canonical_into_keras
+from .weights import kernel_initializer, load_canonical_into_keras
+from ..errors import ArgumentError
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -27,9 +30,13 @@ class FlowNetInput(keras.layers.Layer):
     over both frames, divide by 255, stack frame 0's RGB then frame 1's."""
 
     def call(self, frames):
-        # In float64: TF's float32 mean over ~500k pixels drifts by ~1e-2 (PyTorch's
-        # pairwise sum does not), which would reach the flow as ~4e-3 px.
-        mean = ops.cast(ops.mean(ops.cast(frames, "float64"), axis=(1, 2, 3), keepdims=True), frames.dtype)
+        # In stages (over W, then H, then the two frames), each a short float32
+        # sum: one float32 mean over ~500k pixels drifts by ~1e-2 on TF (PyTorch's
+        # pairwise sum does not), which would reach the flow as ~4e-3 px. Equal
+        # counts per stage make the mean of means the mean.
+        mean = ops.mean(frames, axis=3, keepdims=True)
+        mean = ops.mean(mean, axis=2, keepdims=True)
+        mean = ops.mean(mean, axis=1, keepdims=True)
         x = (frames - mean) / RGB_MAX
         return ops.concatenate([x[:, 0], x[:, 1]], axis=-1)
 
@@ -50,27 +57,36 @@ def flownet2_sd(
     or dropout: ``training`` changes nothing). Input: float32 (B, 2, H, W, 3),
     RGB in [0, 255]; a non-float32 array (uint8 frames, float64) raises
     :class:`zoo.errors.InputTypeError`, one in the PyTorch layout (B, 3, 2, H, W)
-    :class:`zoo.errors.InputShapeError`.
+    or with H or W not a multiple of 64 :class:`zoo.errors.InputShapeError`
+    (the PyTorch port's :func:`zoo.models.flownet2_sd.estimate_flow` shows how
+    to run any size).
     """
+    for size in input_shape:
+        if size is not None and size % SIZE_MULTIPLE:
+            raise ArgumentError(f"FlowNet2-SD needs H and W to be multiples of {SIZE_MULTIPLE}, got input_shape "
+                                f"{tuple(input_shape)}")
+    init = kernel_initializer(weights)
     frames = keras.Input((2, *input_shape, 3), name="frames")
     x = FlowNetInput(name="normalize")(frames)
     features = {}
     for name, _, out_channels, stride in ENCODER:
-        x = TorchConv2D(out_channels, 3, stride, 1, name=f"{name}.0")(x)
-        x = TorchLeakyReLU(LEAKY_SLOPE, name=f"{name}.1")(x)
+        x = TorchConv2D(out_channels, 3, stride, 1, name=_name(f"{name}.0"), kernel_initializer=init)(x)
+        x = TorchLeakyReLU(LEAKY_SLOPE, name=_name(f"{name}.1"))(x)
         features[name] = x
-    flow = TorchConv2D(2, 3, 1, 1, name="predict_flow6")(x)
+    flow = TorchConv2D(2, 3, 1, 1, name="predict_flow6", kernel_initializer=init)(x)
     concat = x
     for level, (_, deconv_out, _, inter_out) in DECODER.items():
-        upsampled = TorchConv2DTranspose(2, 4, 2, 1, name=f"upsampled_flow{level + 1}_to_{level}")(flow)
-        deconv = TorchConv2DTranspose(deconv_out, 4, 2, 1, name=f"deconv{level}.0")(concat)
-        deconv = TorchLeakyReLU(LEAKY_SLOPE, name=f"deconv{level}.1")(deconv)
+        upsampled = TorchConv2DTranspose(2, 4, 2, 1, name=f"upsampled_flow{level + 1}_to_{level}",
+                                         kernel_initializer=init)(flow)
+        deconv = TorchConv2DTranspose(deconv_out, 4, 2, 1, name=_name(f"deconv{level}.0"),
+                                      kernel_initializer=init)(concat)
+        deconv = TorchLeakyReLU(LEAKY_SLOPE, name=_name(f"deconv{level}.1"))(deconv)
         concat = keras.layers.Concatenate(name=f"concat{level}")([features[f"conv{level}_1"], deconv, upsampled])
-        inter = TorchConv2D(inter_out, 3, 1, 1, name=f"inter_conv{level}.0")(concat)
-        flow = TorchConv2D(2, 3, 1, 1, name=f"predict_flow{level}")(inter)
+        inter = TorchConv2D(inter_out, 3, 1, 1, name=_name(f"inter_conv{level}.0"), kernel_initializer=init)(concat)
+        flow = TorchConv2D(2, 3, 1, 1, name=f"predict_flow{level}", kernel_initializer=init)(inter)
     flow = keras.layers.Rescaling(DIV_FLOW, name="div_flow")(flow)
     outputs = TorchBilinearResize(scale_factor=4, name="upsample1")(flow)
-    model = InputCheckedModel(frames, outputs, name="flownet2_sd")
+    model = InputCheckedModel(frames, outputs, name="flownet2_sd", spatial_multiple=SIZE_MULTIPLE)
     if weights is not None:
         load_canonical_into_keras(model, weights, "flownet2_sd", spec.TABLE)
     return model

@@ -7,13 +7,17 @@ Weights use the Keras layouts; :mod:`zoo.layouts` converts from PyTorch.
 
 from __future__ import annotations
 
+import fractions
+import functools
+import math
 from typing import Any, Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 from ..errors import ArgumentError
-from ..layers.helpers import IntPair, to_pair
+from ..layers.helpers import IntPair, to_pair  # framework-free (zoo.layers loads its layers lazily)
 
 _PACKAGE = "zoo"
 
@@ -175,33 +179,72 @@ class TorchBilinearResize(keras.layers.Layer):
             self.scale_factor = tuple(float(f) for f in factors)
         self.align_corners = bool(align_corners)
 
-    def _out_size(self, in_size, axis: int):
-        if self.size is not None:
-            return self.size[axis]
-        return ops.cast(ops.floor(ops.cast(in_size, "float64") * self.scale_factor[axis]), "int32")
+    def _ratio(self, in_size: int, out_size: int, axis: int) -> np.float32:
+        # ATen's area_pixel_compute_scale, in float32 (its accumulate type for float input).
+        if self.align_corners:
+            return np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.float32(0)
+        if self.scale_factor is not None:
+            return np.float32(1.0 / self.scale_factor[axis])
+        return np.float32(in_size) / np.float32(out_size)
 
-    def _resize_axis(self, x, axis: int):
-        tensor_axis = axis + 1
-        in_size = ops.shape(x)[tensor_axis]
-        out_size = self._out_size(in_size, axis)
-        in_f = ops.cast(in_size, "float32")
+    def _static_axis(self, in_size: int, axis: int):
+        """(index0, index1, weight1) for a known input size: computed here, exactly as ATen does."""
+        if self.size is not None:
+            out_size = self.size[axis]
+        else:
+            out_size = math.floor(in_size * self.scale_factor[axis])  # ATen: floor in double
+        return _source_indices(in_size, out_size, self._ratio(in_size, out_size, axis), self.align_corners)
+
+    def _dynamic_axis(self, in_size, axis: int):
+        """(index0, index1, weight1) for a size known only at run time (TF graphs with a None dimension).
+
+        Only where float32 and int32 provably reproduce ATen's double arithmetic:
+        a scale factor ``p / q`` (exact as a fraction, both at most 2**15)
+        gives ``floor(in * p / q)`` as ``(in * p) // q``, exact for inputs below
+        2**16 (ATen's double product is exact there too);
+        ``align_corners=True`` is ATen's float32 quotient and product (exact
+        where the backend's float32 division is correctly rounded; TF's CPU
+        kernel can be 1 ulp off for ``size=``); else
+        ``r * (dst + 0.5) - 0.5`` with ``r = 1 / scale_factor`` a power of two
+        has an exact float32 product, so both ATen's and this formula round
+        the same exact value once. Other cases raise :class:`ArgumentError`.
+        """
+        if self.size is not None:
+            out_size = self.size[axis]
+        else:
+            factor = fractions.Fraction(self.scale_factor[axis])
+            if max(factor.numerator, factor.denominator) > 2**15:
+                raise ArgumentError(
+                    f"{self.name}: scale_factor {float(factor)} on an input of unknown size would need float64 "
+                    "arithmetic; give the model a static input_shape"
+                )
+            out_size = (in_size * factor.numerator) // factor.denominator
         dst = ops.arange(out_size)
+        in_f = ops.cast(in_size, "float32")
         if self.align_corners:
             out_f = ops.cast(out_size, "float32")
             ratio = ops.where(out_f > 1, (in_f - 1) / ops.maximum(out_f - 1, 1), 0.0)
             src = ops.cast(dst, "float32") * ratio
         else:
-            if self.scale_factor is not None:
-                ratio = ops.cast(1.0 / self.scale_factor[axis], "float32")
-            else:
-                ratio = in_f / ops.cast(out_size, "float32")
-            # ATen writes `scale * (dst + 0.5) - 0.5` with double literals: the
-            # float32 ratio is applied in float64, then rounded to float32.
-            src = ops.cast(ops.cast(ratio, "float64") * (ops.cast(dst, "float64") + 0.5) - 0.5, "float32")
-            src = ops.maximum(src, 0.0)
+            ratio = None if self.size is not None else 1.0 / self.scale_factor[axis]
+            if ratio is None or math.frexp(ratio)[0] != 0.5:
+                raise ArgumentError(
+                    f"{self.name}: a resize ratio that is not a power of two, on an input of unknown size, would "
+                    "need float64 arithmetic; give the model a static input_shape"
+                )
+            src = ops.maximum((ops.cast(dst, "float32") + 0.5) * ratio - 0.5, 0.0)
         index0 = ops.minimum(ops.cast(ops.floor(src), "int32"), in_size - 1)
         index1 = ops.minimum(index0 + 1, in_size - 1)
         weight1 = ops.clip(src - ops.cast(index0, "float32"), 0.0, 1.0)
+        return index0, index1, weight1
+
+    def _resize_axis(self, x, axis: int):
+        tensor_axis = axis + 1
+        static = x.shape[tensor_axis]
+        if static is not None:
+            index0, index1, weight1 = (ops.convert_to_tensor(a) for a in self._static_axis(int(static), axis))
+        else:
+            index0, index1, weight1 = self._dynamic_axis(ops.shape(x)[tensor_axis], axis)
         weight0 = 1.0 - weight1
         shape = [1, 1, 1, 1]
         shape[tensor_axis] = -1
@@ -237,6 +280,27 @@ class TorchLeakyReLU(keras.layers.LeakyReLU):
 
     def __init__(self, negative_slope: float = 0.01, **kwargs: Any) -> None:
         super().__init__(negative_slope=negative_slope, **kwargs)
+
+
+@functools.lru_cache(maxsize=256)
+def _source_indices(in_size: int, out_size: int, ratio: np.float32, align_corners: bool):
+    """ATen's bilinear source indices and weight for one axis (``compute_source_index_and_lambda``).
+
+    ``src`` is ``ratio * dst`` in float32 (align_corners), else
+    ``ratio * (dst + 0.5) - 0.5`` evaluated in Python floats (ATen's double
+    literals) and rounded once to float32, clamped at 0. Returns int32
+    ``index0``, ``index1`` and float32 ``weight1`` (cached: never modify them).
+    """
+    dst = range(out_size)
+    if align_corners:
+        src = np.arange(out_size, dtype=np.float32) * ratio
+    else:
+        r = float(ratio)
+        src = np.array([max(r * (d + 0.5) - 0.5, 0.0) for d in dst], dtype=np.float32)
+    index0 = np.minimum(np.floor(src).astype(np.int32), in_size - 1)
+    index1 = np.minimum(index0 + 1, in_size - 1).astype(np.int32)
+    weight1 = np.clip(src - index0.astype(np.float32), np.float32(0), np.float32(1)).astype(np.float32)
+    return index0, index1, weight1
 
 
 def _padded_shape(input_shape, pad: tuple[int, int]):

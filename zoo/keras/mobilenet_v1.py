@@ -2,7 +2,8 @@
 
 The same function as :mod:`zoo.models.mobilenet_v1`; here TF's own ``"same"``
 padding is the upstream semantics. Layers are named after the PyTorch modules
-and each converted tensor loads through the name table :data:`zoo.specs.mobilenet_v1.TABLE`.
+(:func:`zoo.specs.keras_layer_name`: ``features.conv2d_0.conv`` is layer
+``features-conv2d_0-conv``) and each converted tensor loads through the name table :data:`zoo.specs.mobilenet_v1.TABLE`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,24 @@ import os
 
 import keras
 
+from ..specs import keras_layer_name as _name
 from ..specs import mobilenet_v1 as spec
 from ..specs.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS
 from .input_checks import InputCheckedModel
-from .weights import load_canonical_into_keras
+from .weights import kernel_initializer, load_canonical_into_keras
 from ..errors import ArgumentError
 
 
-def _conv_bn_relu6(x, prefix: str, filters: int | None, kernel: int, stride: int):
+def _conv_bn_relu6(x, prefix: str, filters: int | None, kernel: int, stride: int, init: str):
+    conv = _name(f"{prefix}.conv")
     if filters is None:
-        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{prefix}.conv")(x)
+        x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=conv,
+                                         depthwise_initializer=init)(x)
     else:
-        x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{prefix}.conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{prefix}.bn")(x)
-    return keras.layers.ReLU(max_value=6.0, name=f"{prefix}.act")(x)
+        x = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=conv,
+                                kernel_initializer=init)(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=_name(f"{prefix}.bn"))(x)
+    return keras.layers.ReLU(max_value=6.0, name=_name(f"{prefix}.act"))(x)
 
 
 def mobilenet_v1_tf_compat(
@@ -49,13 +54,14 @@ def mobilenet_v1_tf_compat(
     """
     if num_classes < 1:
         raise ArgumentError(f"num_classes must be >= 1, got {num_classes}")
+    init = kernel_initializer(weights)
     inputs = keras.Input(input_shape, name="input")
-    x = _conv_bn_relu6(inputs, "features.conv2d_0", STEM_CHANNELS, 3, 2)
+    x = _conv_bn_relu6(inputs, "features.conv2d_0", STEM_CHANNELS, 3, 2, init)
     for index, (filters, stride) in enumerate(SEPARABLE_BLOCKS, start=1):
-        x = _conv_bn_relu6(x, f"features.conv2d_{index}_depthwise", None, 3, stride)
-        x = _conv_bn_relu6(x, f"features.conv2d_{index}_pointwise", filters, 1, 1)
+        x = _conv_bn_relu6(x, f"features.conv2d_{index}_depthwise", None, 3, stride, init)
+        x = _conv_bn_relu6(x, f"features.conv2d_{index}_pointwise", filters, 1, 1, init)
     x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
-    x = keras.layers.Conv2D(num_classes, 1, name="logits")(x)
+    x = keras.layers.Conv2D(num_classes, 1, name="logits", kernel_initializer=init)(x)
     outputs = keras.layers.Flatten(name="squeeze")(x)
     model = InputCheckedModel(inputs, outputs, name="mobilenet_v1_tf_compat")
     if weights is not None:

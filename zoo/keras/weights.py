@@ -21,6 +21,17 @@ from ..specs import NameTable, name_table
 from ..weights_check import checked_float32
 
 
+def kernel_initializer(weights: object) -> str:
+    """The kernel initializer for a model built with ``weights=weights``.
+
+    ``"zeros"`` when a file will overwrite every kernel: random initializers
+    cost seconds per model on the JAX backend (one compilation per kernel
+    shape) for values that are thrown away. Keras's default
+    ``"glorot_uniform"`` otherwise, for a model built to be trained.
+    """
+    return "glorot_uniform" if weights is None else "zeros"
+
+
 def _resolve_weights(weights: str | os.PathLike, model_name: str | None):
     # zoo.weights imports torch; import it only when a file is actually loaded.
     from ..weights import resolve_weights

@@ -15,11 +15,12 @@ import importlib
 
 from ..errors import UnknownModelError
 from ..registry import list_models
-from .common import NameTable, TensorSpec
+from .common import KERAS_SEPARATOR, NameTable, TensorSpec, keras_layer_name, torch_module_path
 
 MODELS = tuple(list_models())  # one spec module per registered model
 
-__all__ = ["MODELS", "NameTable", "TensorSpec", "name_table"]
+__all__ = ["KERAS_SEPARATOR", "MODELS", "NameTable", "TensorSpec", "keras_layer_name", "name_table",
+           "torch_module_path"]
 
 
 def name_table(model: str) -> NameTable:

@@ -5,7 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..errors import ArgumentError
 from ..layouts import BATCHNORM_TORCH_TO_TF, Layout, torch_to_tf_shape
+
+# Keras layer names stand for PyTorch module paths with "." replaced by "-":
+# Keras's torch backend registers each layer's variables as torch parameters,
+# whose names may not contain ".", and Keras forbids "/" in layer names. No
+# PyTorch module path contains "-" (its parts are attribute names and
+# indices), so the mapping is reversible.
+KERAS_SEPARATOR = "-"
+
+
+def keras_layer_name(module: str) -> str:
+    """The Keras layer name of the PyTorch module path ``module`` (``layer1.0.conv1`` -> ``layer1-0-conv1``)."""
+    parts = module.split(".")
+    if not all(parts) or any(KERAS_SEPARATOR in part or "/" in part for part in parts):
+        raise ArgumentError(
+            f"{module!r} is not a PyTorch module path (dot-separated, non-empty parts without "
+            f"{KERAS_SEPARATOR!r} or '/')"
+        )
+    return KERAS_SEPARATOR.join(parts)
+
+
+def torch_module_path(keras_layer: str) -> str:
+    """The inverse of :func:`keras_layer_name`: the PyTorch module path a Keras layer stands for."""
+    return keras_layer.replace(KERAS_SEPARATOR, ".")
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -57,21 +82,24 @@ class TableBuilder:
         upstream_shape = tf_shape if self.upstream_layout == "tf" else shape
         self.specs.append(TensorSpec(upstream, torch, keras[0], keras[1], layout, shape, upstream_shape, multiplier))
 
-    def conv(self, module: str, keras_layer: str, shape: Iterable[int], weight: str, bias: str | None = None,
+    def conv(self, module: str, shape: Iterable[int], weight: str, bias: str | None = None,
              layout: Layout = Layout.CONV, multiplier: int = 1) -> None:
         """A convolution / dense layer: ``module.weight`` from upstream ``weight`` (+ ``module.bias`` from ``bias``).
 
         ``shape`` is the PyTorch weight shape; the bias has the output channels
         (dimension 1 of a transposed convolution's weight, else dimension 0).
+        The Keras layer is :func:`keras_layer_name` of ``module``.
         """
         shape = tuple(shape)
+        keras_layer = keras_layer_name(module)
         self.add(weight, f"{module}.weight", (keras_layer, "kernel"), layout, shape, multiplier)
         if bias is not None:
             channels = shape[1] if layout is Layout.CONV_TRANSPOSE else shape[0]
             self.add(bias, f"{module}.bias", (keras_layer, "bias"), Layout.VECTOR, (channels,))
 
-    def batch_norm(self, module: str, keras_layer: str, upstream_scope: str, channels: int) -> None:
+    def batch_norm(self, module: str, upstream_scope: str, channels: int) -> None:
         """The four batch-norm tensors; upstream (TF) and Keras share the names gamma, beta, moving_*."""
+        keras_layer = keras_layer_name(module)
         for torch_name, tf_name in BATCHNORM_TORCH_TO_TF.items():
             self.add(f"{upstream_scope}/{tf_name}", f"{module}.{torch_name}", (keras_layer, tf_name),
                      Layout.VECTOR, (channels,))

@@ -56,7 +56,7 @@ CONV0_BGR_TO_RGB = (2, 1, 0, 5, 4, 3)
 class ConvLayer:
     """A module holding one weight and one bias, in NVIDIA's registration order."""
 
-    module: str  # NVIDIA module (and Keras layer), e.g. conv1_1.0, predict_flow6
+    module: str  # NVIDIA module, e.g. conv1_1.0, predict_flow6 (Keras layer: keras_layer_name, conv1_1-0)
     caffe: str  # lmb-freiburg's Caffe layer
     kind: str  # "conv" (Conv2d) or "deconv" (ConvTranspose2d)
     in_channels: int
@@ -94,7 +94,7 @@ def _table() -> NameTable:
             shape = (layer.in_channels, layer.out_channels, DECONV_KERNEL, DECONV_KERNEL)
             layout = Layout.CONV_TRANSPOSE
         weight, bias = f"{layer.module}.weight", f"{layer.module}.bias"
-        table.conv(layer.module, layer.module, shape, weight, bias=bias, layout=layout)
+        table.conv(layer.module, shape, weight, bias=bias, layout=layout)
     return table.build()
 
 

@@ -67,7 +67,7 @@ class ConvLayer:
     """One conv + batch norm + ReLU6 layer (TF-slim ``conv2d`` / ``separable_conv2d`` with batch norm)."""
 
     scope: str  # upstream scope under MobilenetV1/, e.g. Conv2d_1_depthwise
-    module: str  # PyTorch ConvBnAct module; the Keras layers are <module>.conv and <module>.bn
+    module: str  # PyTorch ConvBnAct module, with submodules conv and bn (Keras: keras_layer_name of each)
     kind: str  # "conv" or "depthwise" (channel multiplier 1)
     in_channels: int
     out_channels: int
@@ -105,14 +105,14 @@ def _table() -> NameTable:
     for layer in LAYERS:
         k = layer.kernel_size
         if layer.kind == "depthwise":
-            table.conv(f"{layer.module}.conv", f"{layer.module}.conv", (layer.out_channels, 1, k, k),
+            table.conv(f"{layer.module}.conv", (layer.out_channels, 1, k, k),
                        layer.upstream_kernel, layout=Layout.DEPTHWISE)
         else:
-            table.conv(f"{layer.module}.conv", f"{layer.module}.conv", (layer.out_channels, layer.in_channels, k, k),
+            table.conv(f"{layer.module}.conv", (layer.out_channels, layer.in_channels, k, k),
                        layer.upstream_kernel)
-        table.batch_norm(f"{layer.module}.bn", f"{layer.module}.bn", layer.upstream_batch_norm, layer.out_channels)
+        table.batch_norm(f"{layer.module}.bn", layer.upstream_batch_norm, layer.out_channels)
     # Logits/Conv2d_1c_1x1: a 1x1 convolution with biases.
-    table.conv("logits", "logits", (NUM_CLASSES, NUM_FEATURES, 1, 1), f"{LOGITS_SCOPE}/weights",
+    table.conv("logits", (NUM_CLASSES, NUM_FEATURES, 1, 1), f"{LOGITS_SCOPE}/weights",
                bias=f"{LOGITS_SCOPE}/biases")
     return table.build()
 

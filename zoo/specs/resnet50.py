@@ -50,7 +50,7 @@ class ConvLayer:
     """One convolution + batch norm, in graph (tf.layers numbering) order."""
 
     index: int  # conv2d_<index> / batch_normalization_<index> (no suffix for 0)
-    conv: str  # PyTorch module and Keras layer of the convolution
+    conv: str  # PyTorch module of the convolution (Keras layer: specs.common.keras_layer_name)
     bn: str  # ... and of its batch norm
     kernel_size: int
     stride: int
@@ -94,9 +94,9 @@ def _table() -> NameTable:
     table = TableBuilder("tf")
     for layer in LAYERS:
         k = layer.kernel_size
-        table.conv(layer.conv, layer.conv, (layer.out_channels, layer.in_channels, k, k), layer.upstream_kernel)
-        table.batch_norm(layer.bn, layer.bn, layer.upstream_batch_norm, layer.out_channels)
-    table.conv("fc", "fc", (NUM_CLASSES, NUM_FEATURES), f"{DENSE_SCOPE}/kernel", bias=f"{DENSE_SCOPE}/bias",
+        table.conv(layer.conv, (layer.out_channels, layer.in_channels, k, k), layer.upstream_kernel)
+        table.batch_norm(layer.bn, layer.upstream_batch_norm, layer.out_channels)
+    table.conv("fc", (NUM_CLASSES, NUM_FEATURES), f"{DENSE_SCOPE}/kernel", bias=f"{DENSE_SCOPE}/bias",
                layout=Layout.DENSE)
     return table.build()
 
