@@ -22,32 +22,26 @@ import argparse
 import os
 
 from zoo.cli import run_cli
-from zoo.eval.imagenet import MLPERF_DATASETS, open_arrays
+from zoo.eval.cli_args import add_classifier_arguments
+from zoo.eval.imagenet import open_arrays
 from zoo.eval.mlperf import ACCURACY_LOG, BACKENDS, MODES, SCENARIOS, SUMMARY_LOG
 from zoo.registry import get_model_entry
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(MLPERF_DATASETS))
-    parser.add_argument("--weights", help="converted .safetensors file or weights tag (torch, keras, onnxruntime)")
-    parser.add_argument("--arrays", required=True, help="the preprocess_imagenet.py --out folder, or the .npy folder itself")
-    parser.add_argument("--val-map", required=True, help="val_map.txt: '<image> <label>' per line")
+    add_classifier_arguments(parser, "torch, keras, onnxruntime")
     # Checked by zoo.eval.mlperf (one error: line) rather than argparse, so the message names the known ones.
     parser.add_argument("--scenario", required=True, help=f"one of {', '.join(SCENARIOS)}")
     parser.add_argument("--mode", required=True, choices=sorted(MODES))
     parser.add_argument("--output", required=True, help="folder for LoadGen's logs and accuracy.json")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
-    parser.add_argument("--upstream", help="upstream graph for tf-upstream: MobileNet release .tgz or frozen .pb, resnet50_v1.pb")
     parser.add_argument("--count", type=int, help="only the first N images; min and max query count N")
     parser.add_argument("--time", type=float, help="min (and max) duration in seconds")
     parser.add_argument("--qps", type=float, help="Server target qps, Offline expected qps, 1/qps expected latency")
     parser.add_argument("--max-batchsize", type=int, default=32, help="largest batch the SUT runs (not SingleStream)")
     parser.add_argument("--user-conf", help="LoadGen user.conf, applied after the built-in mlperf.conf")
     parser.add_argument("--threads", type=int, default=1, help="SUT worker threads")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--plain", action="store_true",
-                        help="run the ports as built, not in their fast form (batch norm folded, compiled)")
     args = parser.parse_args(argv)
     if args.count is not None and args.count < 1:
         parser.error("--count must be >= 1")

@@ -20,24 +20,18 @@ import argparse
 from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
 from zoo.eval.accuracy import FRAMEWORKS, evaluate_arrays, format_summary, init_distributed, make_predictor, write_report
-from zoo.eval.imagenet import MLPERF_DATASETS, open_arrays
+from zoo.eval.cli_args import add_classifier_arguments
+from zoo.eval.imagenet import open_arrays
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(MLPERF_DATASETS))
-    parser.add_argument("--weights", help="converted .safetensors file or weights tag (torch, keras)")
-    parser.add_argument("--arrays", required=True, help="the preprocess_imagenet.py --out folder, or the .npy folder itself")
-    parser.add_argument("--val-map", required=True, help="val_map.txt: '<image> <label>' per line")
+    add_classifier_arguments(parser, "torch, keras")
     parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
     parser.add_argument("--compare", choices=FRAMEWORKS, help="also run this framework and list images where top-1 differs")
-    parser.add_argument("--upstream", help="upstream graph for tf-upstream: MobileNet release .tgz or frozen .pb, resnet50_v1.pb")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, help="only the first N images of the val_map")
     parser.add_argument("--skip-missing", action="store_true", help="leave out val_map images that have no array")
-    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--plain", action="store_true",
-                        help="run the ports as built, not in their fast form (batch norm folded, compiled)")
     parser.add_argument("--report", help="JSON report path (default: accuracy-MODEL-FRAMEWORK.json)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

@@ -21,14 +21,15 @@ import keras
 from ..errors import ArgumentError, InputTypeError
 from .fold import fold_batch_norms
 
-# XLA (jit_compile=True) per port, chosen by measurement: folded forms, tf.function
-# with and without XLA interleaved in one process, tensorflow-cpu 2.21 on a 2-core
-# AVX-512 EPYC VM shared with other jobs (median ms, no XLA vs XLA; both exact,
-# max |diff| to the unfolded port <= 1.3e-6 relative):
-#   mobilenet_v1  224x224 batch 1:   20 vs  200;  batch 32:  514 vs 7255 (XLA's CPU depthwise convolution)
-#   resnet50      224x224 batch 1:  103 vs  122;  batch 32: 2780 vs 3912
-#   flownet2_sd   384x512 batch 1:  845 vs 1166
-# XLA is slower for every port, so it is off for all; jit_compile=True still works (and is tested exact).
+# XLA (jit_compile=True) per port, chosen by measurement: the full benchmarks/run.py of
+# 2026-12-03 07:12 UTC (idle 2-core AVX-512 EPYC, tensorflow-cpu 2.21; ms per batch, folded
+# tf.function without vs with XLA, both exact):
+#   mobilenet_v1  224x224 batch 1:  17.9 vs  17.6;  batch 32:  250 vs  236
+#   resnet50      224x224 batch 1:  52.7 vs  61.8;  batch 32: 1349 vs 1335
+#   flownet2_sd   384x512 batch 1:   309 vs   282 (unfolded);  batch 4: 1094 vs 1149
+# XLA is 17% slower for ResNet-50 at batch 1 and otherwise within this VM's +-15% run-to-run
+# noise (an earlier run under load measured it 10x slower for MobileNet-v1), so it is off for
+# every port; jit_compile=True still works (and is tested exact).
 JIT_COMPILE: dict[str, bool] = {
     "mobilenet_v1_tf_compat": False,
     "resnet50_tf_compat": False,
