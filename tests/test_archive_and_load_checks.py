@@ -303,3 +303,22 @@ def test_keras_cast(keras, files, good_state):
     variable = next(v for v in model.weights if v.path == spec.keras_name)
     want = good_state[SPOILED].astype(np.float16).astype(np.float32)  # (out, in, 1, 1) -> (1, 1, in, out)
     np.testing.assert_array_equal(np.asarray(variable.numpy()), want.transpose(2, 3, 1, 0))
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_builders_cast_weights_on_request(request, files, good_state, framework):
+    """``cast_weights=True`` on the builder (and create_model) casts as the loaders' ``cast=True`` does."""
+    if framework == "keras":
+        request.getfixturevalue("keras")
+    want = good_state[SPOILED].astype(np.float16).astype(np.float32)
+    with pytest.raises(FormatError, match="is float16"):
+        zoo.create_model("mobilenet_v1", weights=files["float16"], framework=framework)
+    model = zoo.create_model("mobilenet_v1", weights=files["float16"], framework=framework, cast_weights=True)
+    if framework == "torch":
+        np.testing.assert_array_equal(model.state_dict()[SPOILED].numpy(), want)
+    else:
+        from zoo.specs import name_table
+
+        spec = next(s for s in name_table("mobilenet_v1") if s.torch == SPOILED)
+        variable = next(v for v in model.weights if v.path == spec.keras_name)
+        np.testing.assert_array_equal(np.asarray(variable.numpy()), want.transpose(2, 3, 1, 0))

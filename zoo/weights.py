@@ -74,8 +74,7 @@ def load_torch_weights(
 
     Every tensor must be float32 and finite (:func:`zoo.weights_check.checked_float32`);
     ``cast=True`` casts a file of another dtype (float16, int8, ...) to float32
-    instead of refusing it. The builders' ``weights=`` loads without a cast; to
-    load such a file, build the model without weights and call this function.
+    instead of refusing it. The builders take ``cast_weights=True`` for the same.
     """
     path = resolve_weights(weights, model_name)
     state = read_state_dict(path)

@@ -45,13 +45,17 @@ class FlowNetInput(keras.layers.Layer):
 
 
 def flownet2_sd(
-    weights: str | os.PathLike | None = None, input_shape: tuple[int | None, int | None] = (None, None)
+    weights: str | os.PathLike | None = None,
+    input_shape: tuple[int | None, int | None] = (None, None),
+    cast_weights: bool = False,
 ) -> keras.Model:
     """NVIDIA's FlowNet2-SD as a Keras model (eval output only).
 
     Args:
         weights: ``None`` or the path of a converted ``.safetensors`` file.
         input_shape: (H, W), multiples of 64, or None for any.
+        cast_weights: cast a weights file of another dtype (float16, int8, ...)
+            to float32 instead of refusing it.
 
     Returns an inference model, with or without weights (it has no batch norm
     or dropout: ``training`` changes nothing). Input: float32 (B, 2, H, W, 3),
@@ -88,5 +92,5 @@ def flownet2_sd(
     outputs = TorchBilinearResize(scale_factor=4, name="upsample1")(flow)
     model = InputCheckedModel(frames, outputs, name="flownet2_sd", spatial_multiple=SIZE_MULTIPLE)
     if weights is not None:
-        load_canonical_into_keras(model, weights, "flownet2_sd", spec.TABLE)
+        load_canonical_into_keras(model, weights, "flownet2_sd", spec.TABLE, cast=cast_weights)
     return model

@@ -36,6 +36,7 @@ def mobilenet_v1_tf_compat(
     weights: str | os.PathLike | None = None,
     num_classes: int = 1001,
     input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+    cast_weights: bool = False,
 ) -> keras.Model:
     """MLPerf's MobileNet-v1 1.0/224 as a Keras model.
 
@@ -43,6 +44,8 @@ def mobilenet_v1_tf_compat(
         weights: ``None`` or the path of a converted ``.safetensors`` file.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         input_shape: NHWC without the batch; any size >= 32 (global average pool).
+        cast_weights: cast a weights file of another dtype (float16, int8, ...)
+            to float32 instead of refusing it.
 
     Returns a model that runs in inference mode unless called with
     ``training=True`` (Keras' training flag is per call: ``model(x)``,
@@ -65,5 +68,5 @@ def mobilenet_v1_tf_compat(
     outputs = keras.layers.Flatten(name="squeeze")(x)
     model = InputCheckedModel(inputs, outputs, name="mobilenet_v1_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "mobilenet_v1", spec.TABLE)
+        load_canonical_into_keras(model, weights, "mobilenet_v1", spec.TABLE, cast=cast_weights)
     return model

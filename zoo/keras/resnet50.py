@@ -48,6 +48,7 @@ def resnet50_tf_compat(
     weights: str | os.PathLike | None = None,
     num_classes: int = 1001,
     input_shape: tuple[int | None, int | None, int] = (None, None, 3),
+    cast_weights: bool = False,
 ) -> keras.Model:
     """MLPerf's ResNet-50 v1.5 as a Keras model (NHWC, logits over ``num_classes``).
 
@@ -55,6 +56,8 @@ def resnet50_tf_compat(
         weights: ``None`` or the path of a converted ``.safetensors`` file.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         input_shape: NHWC without the batch; any size >= 32.
+        cast_weights: cast a weights file of another dtype (float16, int8, ...)
+            to float32 instead of refusing it.
 
     Returns a model that runs in inference mode unless called with
     ``training=True`` (Keras' training flag is per call: ``model(x)``,
@@ -77,5 +80,5 @@ def resnet50_tf_compat(
     outputs = keras.layers.Dense(num_classes, name="fc", kernel_initializer=init)(x)
     model = InputCheckedModel(inputs, outputs, name="resnet50_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "resnet50", spec.TABLE)
+        load_canonical_into_keras(model, weights, "resnet50", spec.TABLE, cast=cast_weights)
     return model

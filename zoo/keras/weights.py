@@ -51,8 +51,7 @@ def load_canonical_into_keras(
     ``table`` defaults to ``model_name``'s name table. Every tensor must be
     float32 and finite (:func:`zoo.weights_check.checked_float32`); ``cast=True``
     casts a file of another dtype (float16, int8, ...) to float32 instead of
-    refusing it. The builders' ``weights=`` loads without a cast; to load such a
-    file, build the model without weights and call this function.
+    refusing it. The builders take ``cast_weights=True`` for the same.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file

@@ -134,12 +134,14 @@ def estimate_flow(model: FlowNet2SD, frames: torch.Tensor) -> torch.Tensor:
     return flow * scale[None, :, None, None]
 
 
-def flownet2_sd(weights: str | os.PathLike | None = None) -> FlowNet2SD:
+def flownet2_sd(weights: str | os.PathLike | None = None, cast_weights: bool = False) -> FlowNet2SD:
     """NVIDIA's FlowNet2-SD in PyTorch.
 
     Args:
         weights: ``None`` for random initialisation, or the path of a converted
             ``.safetensors`` file (``python scripts/convert.py flownet2_sd ...``).
+        cast_weights: cast a weights file of another dtype (float16, int8, ...)
+            to float32 instead of refusing it.
 
     Returns the model in eval mode, with or without weights (``model.train()``
     switches to the five multi-scale training outputs). Input: a float32
@@ -151,5 +153,5 @@ def flownet2_sd(weights: str | os.PathLike | None = None) -> FlowNet2SD:
     if weights is not None:
         from ..weights import load_torch_weights
 
-        load_torch_weights(model, weights, "flownet2_sd")
+        load_torch_weights(model, weights, "flownet2_sd", cast=cast_weights)
     return model.eval()

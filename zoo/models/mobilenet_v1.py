@@ -66,13 +66,16 @@ class MobileNetV1TfCompat(nn.Module):
         return self.logits(pooled).flatten(1)
 
 
-def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes: int = 1001) -> MobileNetV1TfCompat:
+def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes: int = 1001,
+                           cast_weights: bool = False) -> MobileNetV1TfCompat:
     """MLPerf's MobileNet-v1 1.0/224 in PyTorch.
 
     Args:
         weights: ``None`` for random initialisation, or the path of a converted
             ``.safetensors`` file (``python scripts/convert.py mobilenet_v1 ...``).
         num_classes: 1001 for the upstream classifier (class 0 = background).
+        cast_weights: cast a weights file of another dtype (float16, int8, ...)
+            to float32 instead of refusing it.
 
     Returns the model in eval mode, with or without weights (batch norm uses
     its running statistics; call ``model.train()`` to fine-tune). Input: a
@@ -84,5 +87,5 @@ def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes
     if weights is not None:
         from ..weights import load_torch_weights
 
-        load_torch_weights(model, weights, "mobilenet_v1")
+        load_torch_weights(model, weights, "mobilenet_v1", cast=cast_weights)
     return model.eval()

@@ -97,13 +97,16 @@ class ResNet50TfCompat(nn.Module):
         return self.fc(self.forward_features(x).mean(dim=(2, 3)))
 
 
-def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: int = 1001) -> ResNet50TfCompat:
+def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: int = 1001,
+                       cast_weights: bool = False) -> ResNet50TfCompat:
     """MLPerf's ResNet-50 v1.5 in PyTorch.
 
     Args:
         weights: ``None`` for random initialisation, or the path of a converted
             ``.safetensors`` file (``python scripts/convert.py resnet50 ...``).
         num_classes: 1001 for the upstream classifier (class 0 = background).
+        cast_weights: cast a weights file of another dtype (float16, int8, ...)
+            to float32 instead of refusing it.
 
     Returns the model in eval mode, with or without weights (batch norm uses
     its running statistics; call ``model.train()`` to fine-tune). Input: a
@@ -115,5 +118,5 @@ def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: in
     if weights is not None:
         from ..weights import load_torch_weights
 
-        load_torch_weights(model, weights, "resnet50")
+        load_torch_weights(model, weights, "resnet50", cast=cast_weights)
     return model.eval()
