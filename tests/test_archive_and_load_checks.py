@@ -295,7 +295,7 @@ def test_torch_full_state_dict_with_counters_still_loads(tmp_path):
 
 def test_keras_cast(keras, files, good_state):
     from zoo.keras.weights import load_canonical_into_keras
-    from zoo.specs import name_table
+    from zoo.registry import name_table
 
     model = zoo.keras.mobilenet_v1_tf_compat()
     load_canonical_into_keras(model, files["float16"], "mobilenet_v1", cast=True)
@@ -317,7 +317,7 @@ def test_builders_cast_weights_on_request(request, files, good_state, framework)
     if framework == "torch":
         np.testing.assert_array_equal(model.state_dict()[SPOILED].numpy(), want)
     else:
-        from zoo.specs import name_table
+        from zoo.registry import name_table
 
         spec = next(s for s in name_table("mobilenet_v1") if s.torch == SPOILED)
         variable = next(v for v in model.weights if v.path == spec.keras_name)

@@ -119,7 +119,10 @@ def test_keras_layer_names_map_back_to_pytorch_keys():
     """Every Keras weight of every name table names its PyTorch tensor: layer name back to module, plus the leaf."""
     from zoo.errors import ArgumentError
     from zoo.layouts import BATCHNORM_TF_TO_TORCH
-    from zoo.specs import MODELS, keras_layer_name, name_table, torch_module_path
+    from zoo.registry import list_models, name_table
+    from zoo.specs import keras_layer_name, torch_module_path
+
+    MODELS = list_models()
 
     leaves = {"kernel": "weight", "bias": "bias", **BATCHNORM_TF_TO_TORCH}
     for model in MODELS:

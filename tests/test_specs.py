@@ -18,7 +18,9 @@ import pytest
 
 from parity import ROOT, load_script, require_shared
 from zoo.layouts import Layout
-from zoo.specs import MODELS, name_table
+from zoo.registry import list_models, name_table
+
+MODELS = tuple(list_models())
 from zoo.specs import flownet2_sd as flownet_spec
 from zoo.specs import mobilenet_v1 as mobilenet_spec
 from zoo.specs import resnet50 as resnet_spec

@@ -26,7 +26,7 @@ from torch import nn
 
 from .errors import ArgumentError, InputTypeError
 from .layers import Conv2dSame
-from .layers.conv2d_same import same_pad
+from .layers.padding import tf_same_pad_traceable
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
@@ -149,7 +149,7 @@ class Conv2dSameWideKernel(Conv2dSame):
         if self.static_same_pad or tuple(self.dilation) != (1, 1) or (self.weight.requires_grad and torch.is_grad_enabled()):
             return super().conv_operands(x)  # static padding needs no copy; the wide kernel carries no gradient
         (top, bottom), (left, right) = (
-            same_pad(n, k, s, 1) for n, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
+            tf_same_pad_traceable(n, k, s, 1) for n, k, s in zip(x.shape[-2:], self.kernel_size, self.stride))
         widen_h, widen_w = bottom > top, right > left
         weight = self._wide_kernel(widen_h, widen_w) if widen_h or widen_w else self.weight
         return x, weight, (bottom, right)

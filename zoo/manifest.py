@@ -268,7 +268,7 @@ def render_index(manifest: Manifest | None = None) -> str:
         metric = ", ".join(f"{k}: {v}" for k, v in model.reference_metric.items())
         lines.append("| " + " | ".join(_cell(c) for c in (
             model.name, f"{model.num_classes or '-'}: {model.categories}",
-            (f"`{model.preprocessing}`" if " " not in model.preprocessing else model.preprocessing)
+            (f"`{model.preprocessing}`" if model.preprocessing else f"none: {model.input.description}")
             + f" ({model.citation.get('preprocessing', '')})",
             f"{model.label_offset:+d} ({model.citation.get('label_offset', '')})", metric)) + " |")
     return "\n".join(lines) + "\n"

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import FormatError, TensorShapeError
 from ..layouts import torch_to_tf
-from ..specs import NameTable, name_table
+from ..registry import name_table
+from ..specs import NameTable
 from ..weights_check import checked_float32
 
 

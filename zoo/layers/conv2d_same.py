@@ -9,18 +9,7 @@ from torch import nn
 from ..errors import ArgumentError
 from .helpers import IntPair, to_pair
 from .input_checks import check_nchw
-from .padding import tf_same_pad, tf_same_pad_is_static
-
-
-def same_pad(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
-    """:func:`tf_same_pad`, callable from code that ``torch.compile`` traces.
-
-    Dynamo warns on every ``functools.lru_cache``-wrapped call it meets; the
-    uncached function computes the same pair from the (static) sizes while tracing.
-    """
-    if torch.compiler.is_compiling():
-        return tf_same_pad.__wrapped__(in_size, kernel_size, stride, dilation)
-    return tf_same_pad(in_size, kernel_size, stride, dilation)
+from .padding import tf_same_pad, tf_same_pad_is_static, tf_same_pad_traceable
 
 
 class Conv2dSame(nn.Conv2d):
@@ -83,7 +72,7 @@ class Conv2dSame(nn.Conv2d):
                 x = F.pad(x, self._fixed_pad)
             return x, self.weight, (int(self.padding[0]), int(self.padding[1]))
         (top, bottom), (left, right) = (
-            same_pad(n, k, s, d)
+            tf_same_pad_traceable(n, k, s, d)
             for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation)
         )
         if top == bottom and left == right:

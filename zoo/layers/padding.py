@@ -11,6 +11,7 @@ right/bottom. PyTorch's ``padding=`` is symmetric, so the two agree only when
 from __future__ import annotations
 
 import functools
+import sys
 
 from ..errors import ArgumentError
 
@@ -27,6 +28,19 @@ def tf_same_pad(in_size: int, kernel_size: int, stride: int = 1, dilation: int =
     out_size = -(-in_size // stride)  # ceil(n / s)
     total = max((out_size - 1) * stride + effective_kernel - in_size, 0)
     return total // 2, total - total // 2
+
+
+def tf_same_pad_traceable(in_size: int, kernel_size: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """:func:`tf_same_pad`, also from code that ``torch.compile`` traces (the PyTorch layers' forwards).
+
+    Dynamo warns on every ``functools.lru_cache``-wrapped call it meets; while
+    tracing, the uncached rule computes the same pair from the (static) sizes.
+    Torch is looked up, not imported: this module stays framework-free.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.compiler.is_compiling():
+        return tf_same_pad.__wrapped__(in_size, kernel_size, stride, dilation)
+    return tf_same_pad(in_size, kernel_size, stride, dilation)
 
 
 def tf_same_pad_is_static(kernel_size: int, stride: int = 1, dilation: int = 1) -> bool:

@@ -8,12 +8,12 @@ from torch import nn
 
 from .helpers import IntPair, to_pair
 from .input_checks import check_nchw
-from .conv2d_same import same_pad
+from .padding import tf_same_pad_traceable
 
 
 def _same_pads(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) -> tuple[int, int, int, int]:
     """TF ``SAME`` pads for ``x`` in ``F.pad`` order (left, right, top, bottom)."""
-    (top, bottom), (left, right) = (same_pad(n, k, s) for n, k, s in zip(x.shape[-2:], kernel, stride))
+    (top, bottom), (left, right) = (tf_same_pad_traceable(n, k, s) for n, k, s in zip(x.shape[-2:], kernel, stride))
     return left, right, top, bottom
 
 

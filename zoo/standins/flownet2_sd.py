@@ -137,3 +137,19 @@ def nvidia_forward(
     if training:
         return flow2, flow3, flow4, flow5, flow6
     return F.interpolate(flow2 * 20, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+# --- the stand-in interface (zoo.registry: ModelEntry.standin) ----------------------------
+
+
+def write_upstream(folder: str | os.PathLike, seed: int = 0) -> Path:
+    """Write the stand-in checkpoint into ``folder`` (:func:`write_checkpoint`); returns its path."""
+    return write_checkpoint(Path(folder) / spec.CHECKPOINT_NAME, seed)
+
+
+def reference_forward(upstream_file: str | os.PathLike, batch: np.ndarray) -> np.ndarray:
+    """NVIDIA's forward on the checkpoint: frames (B, 2, H, W, 3) RGB in [0, 255] -> flow (B, H, W, 2) in pixels."""
+    state = torch.load(upstream_file, map_location="cpu", weights_only=True)["state_dict"]
+    frames = torch.from_numpy(np.ascontiguousarray(np.asarray(batch, np.float32).transpose(0, 4, 1, 2, 3)))
+    with torch.inference_mode():
+        return nvidia_forward(state, frames).numpy().transpose(0, 2, 3, 1)

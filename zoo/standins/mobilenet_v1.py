@@ -31,7 +31,7 @@ from ..specs.mobilenet_v1 import (  # noqa: F401  (re-exported for the stand-in'
     TGZ_NAME,
 )
 from .graph_builder import GraphDefWriter
-from .tf_session import run_graph_def
+from .tf_session import read_frozen_graph_def, run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -370,3 +370,16 @@ def write_release(dest_dir: str | Path, seed: int = 0) -> Path:
                     tar.addfile(info, f)
         atomic_write_bytes(target, buffer.getvalue())
     return target
+
+
+# --- the stand-in interface (zoo.registry: ModelEntry.standin) ----------------------------
+
+
+def write_upstream(folder: str | Path, seed: int = 0) -> Path:
+    """Write the stand-in upstream release into ``folder`` (:func:`write_release`); returns its path."""
+    return write_release(folder, seed)
+
+
+def reference_forward(upstream_file: str | Path, batch: np.ndarray) -> np.ndarray:
+    """TensorFlow running the release's frozen graph on NHWC images: logits (B, 1001)."""
+    return run_graph(read_frozen_graph_def(upstream_file, spec.FROZEN_MEMBER), batch)

@@ -47,7 +47,7 @@ from ..specs.resnet50 import (  # noqa: F401  (re-exported for the stand-in's us
     STRIDES,
 )
 from .graph_builder import GraphDefWriter
-from .tf_session import run_graph_def
+from .tf_session import read_frozen_graph_def, run_graph_def
 
 if TYPE_CHECKING:  # pragma: no cover
     import tensorflow as tf
@@ -281,3 +281,16 @@ def write_frozen_pb(path: str | Path, seed: int = 0,
     target.parent.mkdir(parents=True, exist_ok=True)
     data = frozen_graph_def(make_weights(seed), image_size).SerializeToString(deterministic=True)
     return atomic_write_bytes(target, data)
+
+
+# --- the stand-in interface (zoo.registry: ModelEntry.standin) ----------------------------
+
+
+def write_upstream(folder: str | Path, seed: int = 0) -> Path:
+    """Write the stand-in ``resnet50_v1.pb`` into ``folder`` (:func:`write_frozen_pb`); returns its path."""
+    return write_frozen_pb(Path(folder) / PB_NAME, seed)
+
+
+def reference_forward(upstream_file: str | Path, batch: np.ndarray) -> np.ndarray:
+    """TensorFlow running the frozen graph on NHWC images: logits (B, 1001)."""
+    return run_graph(read_frozen_graph_def(upstream_file), batch)
