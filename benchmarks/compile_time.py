@@ -7,8 +7,7 @@ a script on the same machine finds it (the FX graph and compiled kernels come
 from the cache). Each shape gets its own fresh directory, so no cold figure
 profits from an earlier shape. The figure is ``FastInferenceModel``'s own
 ``compile_seconds`` for the shape: the first call less nothing (Python start,
-imports and weight loading are not counted). Goals (issue 15): <= 30 s cold,
-<= 5 s warm.
+imports and weight loading are not counted). Goals: <= 30 s cold, <= 5 s warm.
 
     python benchmarks/compile_time.py --worker MODEL WEIGHTS BATCH HEIGHT WIDTH THREADS   # one compile, JSON out
 """
@@ -31,17 +30,17 @@ def _worker(model: str, weights: str, batch: int, height: int, width: int, threa
     """Build ``model``'s fast form and call it once on a (batch, ..., height, width) input; its compile time."""
     import torch
 
-    from zoo.export import example_input
     from zoo.fast import compiler_problem, fast_inference_model
     from zoo.registry import get_model_entry
 
     torch.set_num_threads(threads)
-    net = get_model_entry(model).load("torch_builder")(weights=weights).eval()
+    entry = get_model_entry(model)
+    net = entry.builder("torch")(weights=weights).eval()
     problem = compiler_problem()
     if problem is not None:
         return {"error": problem}
     fast = fast_inference_model(net, compile=True)
-    x = example_input(model, batch, (height, width), seed=batch)
+    x = torch.from_numpy(entry.input.example(batch, (height, width), seed=batch, framework="torch"))
     start = time.perf_counter()
     fast(x)
     first_call = time.perf_counter() - start

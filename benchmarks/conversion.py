@@ -1,6 +1,9 @@
 """Time and peak memory of one converter, measured in a fresh process.
 
-    python benchmarks/conversion.py MODEL SOURCE OUT    # prints one JSON line
+    python benchmarks/conversion.py MODEL SOURCE OUT [CONVERTER]   # prints one JSON line
+
+CONVERTER ("module:attribute") is the converter to run when MODEL is not
+registered in the child (a model registered by the caller at run time).
 
 The child imports the converter (and with it torch) first, so that import
 cost and the interpreter's baseline are not counted; then it resets the
@@ -31,14 +34,18 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
-def measure_in_process(model: str, source: str, out: str) -> dict:
-    """Run ``model``'s converter on ``source`` here; wall time and peak memory above the baseline."""
+def measure_in_process(model: str, source: str, out: str, converter: str | None = None) -> dict:
+    """Run ``model``'s converter (or ``converter``, a "module:attribute" path) on ``source`` here; wall time and
+    peak memory above the baseline."""
     import safetensors.torch  # noqa: F401
     import torch  # noqa: F401  (the converters import torch lazily now; keep it out of the measurement)
 
-    from zoo.registry import get_model_entry
+    from zoo.registry import MODELS, get_model_entry, load_importable
 
-    convert = get_model_entry(model).load("converter")
+    if converter and model not in MODELS:
+        convert = load_importable(converter)
+    else:
+        convert = get_model_entry(model).load("converter")
     peak_reset = False
     try:
         Path("/proc/self/clear_refs").write_text("5")
@@ -66,14 +73,18 @@ def measure_in_process(model: str, source: str, out: str) -> dict:
     }
 
 
-def measure(model: str, source: str | os.PathLike, out: str | os.PathLike, timeout: float = 300) -> dict:
-    """Measure ``model``'s converter on ``source`` in a child process (a clean heap and peak mark)."""
+def measure(model: str, source: str | os.PathLike, out: str | os.PathLike, timeout: float = 300,
+            converter: str | None = None) -> dict:
+    """Measure ``model``'s converter on ``source`` in a child process (a clean heap and peak mark).
+
+    ``converter``: its "module:attribute" path, for a model the child's registry does not hold.
+    """
     # The converter runs as a user runs it: glibc's default malloc thresholds, so that the
     # peak reflects what it allocates, not what the benchmark's tuning keeps around.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     result = subprocess.run(
-        [sys.executable, __file__, model, str(source), str(out)],
+        [sys.executable, __file__, model, str(source), str(out), *([converter] if converter else [])],
         capture_output=True, text=True, timeout=timeout, env=env,
     )
     if result.returncode != 0:
@@ -83,6 +94,6 @@ def measure(model: str, source: str | os.PathLike, out: str | os.PathLike, timeo
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: python benchmarks/conversion.py MODEL SOURCE OUT")
+    if len(sys.argv) not in (4, 5):
+        sys.exit("usage: python benchmarks/conversion.py MODEL SOURCE OUT [CONVERTER]")
     print(json.dumps(measure_in_process(*sys.argv[1:])))

@@ -1,7 +1,7 @@
 """``scripts/verify_accuracy.py`` throughput against the bare model's, on synthetic arrays.
 
 verify_accuracy.py runs ``zoo.eval.accuracy.evaluate_arrays``: it reads the
-preprocessed ``.npy`` arrays through ``zoo.eval.imagenet.PrefetchLoader``
+preprocessed ``.npy`` arrays through ``zoo.eval.prefetch.PrefetchLoader``
 (background threads), runs the predictor and scores top-5. Here the same
 function runs on random arrays written in MLPerf's cache layout, and the bare
 model runs the same predictor on the same batches already in memory; the
@@ -13,33 +13,35 @@ on its first batch (the warm-up here, which also compiles). Goal: >= 0.95.
 
 from __future__ import annotations
 
-import inspect
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
+from zoo.registry import ModelEntry
+
 
 def available() -> bool:
     """Whether the evaluation code this measures exists (``zoo.eval.accuracy.evaluate_arrays``)."""
     try:
-        from zoo.eval.accuracy import evaluate_arrays, make_predictor  # noqa: F401
+        from zoo.eval.accuracy import evaluate_arrays  # noqa: F401
+        from zoo.eval.predictors import make_predictor  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-def write_synthetic_arrays(directory: Path, count: int, layout: str = "NCHW", seed: int = 0) -> tuple[Path, Path]:
-    """``count`` random float32 224x224 arrays as ``<image>.npy`` and a matching ``val_map.txt``."""
+def write_synthetic_arrays(entry: ModelEntry, directory: Path, count: int, seed: int = 0) -> tuple[Path, Path]:
+    """``count`` random valid inputs of ``entry`` (PyTorch layout, MLPerf's image size) as ``<image>.npy``,
+    and a matching ``val_map.txt``."""
     arrays = directory / "arrays"
     arrays.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    shape = (3, 224, 224) if layout == "NCHW" else (224, 224, 3)
+    size = (entry.mlperf.image_size,) * 2 if entry.mlperf else entry.input.default_size
     lines = []
     for i in range(count):
         name = f"ILSVRC2012_val_{i + 1:08d}.JPEG"
-        np.save(arrays / f"{name}.npy", rng.standard_normal(shape, dtype=np.float32))
+        np.save(arrays / f"{name}.npy", entry.input.example(1, size, seed=seed + i, framework="torch")[0])
         lines.append(f"{name} {i % 1000}\n")
     val_map = directory / "val_map.txt"
     val_map.write_text("".join(lines))
@@ -47,35 +49,34 @@ def write_synthetic_arrays(directory: Path, count: int, layout: str = "NCHW", se
 
 
 def _evaluate(evaluate_arrays, model: str, arrays: Path, val_map: Path, predictor, batch_size: int):
-    """Call ``evaluate_arrays`` as verify_accuracy.py does, in either of its signatures.
+    """Call ``evaluate_arrays`` as verify_accuracy.py does: on an ``ArrayDataset`` of the arrays and val_map."""
+    from zoo.eval.arrays import resolve_arrays_dir
+    from zoo.eval.datasets import ArrayDataset
+    from zoo.eval.val_map import read_val_map
 
-    It takes the arrays folder and val_map, or (newer) an ``ArrayDataset`` built from them.
-    """
-    parameters = list(inspect.signature(evaluate_arrays).parameters)
-    if parameters[1] == "dataset":
-        from zoo.eval.imagenet import ArrayDataset, read_val_map, resolve_arrays_dir
-
-        dataset = ArrayDataset(resolve_arrays_dir(arrays, model), read_val_map(val_map), model)
-        return evaluate_arrays(model, dataset, [predictor], batch_size=batch_size, progress=False)
-    return evaluate_arrays(model, arrays, val_map, [predictor], batch_size=batch_size, progress=False)
+    dataset = ArrayDataset(resolve_arrays_dir(arrays, model), read_val_map(val_map), model)
+    return evaluate_arrays(model, dataset, [predictor], batch_size=batch_size, progress=False)
 
 
-def measure(model: str, weights: str, workdir: Path, count: int, batch_size: int, rounds: int = 3) -> dict:
+def measure(entry: ModelEntry, weights: str, workdir: Path, count: int, batch_size: int, rounds: int = 3) -> dict:
     """Images/s of ``evaluate_arrays`` and of the bare torch predictor on the same ``count`` images."""
-    from zoo.eval.accuracy import evaluate_arrays, make_predictor
+    from zoo.eval.accuracy import evaluate_arrays
+    from zoo.eval.predictors import make_predictor
 
-    arrays, val_map = write_synthetic_arrays(workdir / f"eval-{model}", count)
+    model = entry.name
+    layout = entry.input.layout("torch")
+    arrays, val_map = write_synthetic_arrays(entry, workdir / f"eval-{model}", count)
     predictor = make_predictor(model, "torch", weights=weights, device="cpu")
     batches = [np.stack([np.load(p) for p in sorted(arrays.glob("*.npy"))[i:i + batch_size]])
                for i in range(0, count, batch_size)]
-    predictor(batches[0], "NCHW")  # warm-up: the first-batch check, the compile for this shape, oneDNN set-up
-    predictor(batches[0], "NCHW")
+    predictor(batches[0], layout)  # warm-up: the first-batch check, the compile for this shape, oneDNN set-up
+    predictor(batches[0], layout)
     bare_times: list[float] = []
     eval_times: list[float] = []
     for _ in range(rounds):
         start = time.perf_counter()
         for batch in batches:
-            predictor(batch, "NCHW")
+            predictor(batch, layout)
         bare_times.append(time.perf_counter() - start)
         start = time.perf_counter()
         _evaluate(evaluate_arrays, model, arrays, val_map, predictor, batch_size)

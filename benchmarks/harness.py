@@ -18,11 +18,6 @@ import torch
 
 from zoo.fileio import atomic_write_bytes
 
-# fp32 parity: logits within 1e-4 (relative to their scale beyond 10, as tests/parity.py
-# and zoo.demo judge them); FlowNet2-SD flow within 1e-3 px.
-LOGIT_TOL = 1e-4
-FLOW_TOL = 1e-3
-
 
 @dataclass
 class Mode:
@@ -87,13 +82,6 @@ def max_abs_diff(output: np.ndarray, reference: np.ndarray) -> float:
     if output.shape != reference.shape:
         raise ValueError(f"output shape {output.shape} differs from the reference's {reference.shape}")
     return float(np.abs(output.astype(np.float64) - reference.astype(np.float64)).max())
-
-
-def parity_tolerance(model: str, reference: np.ndarray) -> float:
-    """The allowed max |diff|: 1e-3 px for flow; 1e-4 for logits, scaled by max|logit|/10 where that exceeds 1."""
-    if model == "flownet2_sd":
-        return FLOW_TOL
-    return LOGIT_TOL * max(1.0, float(np.abs(reference).max()) / 10)
 
 
 def _best_gemm_seconds(gemm: Callable[[], object], repeats: int) -> tuple[float, float]:

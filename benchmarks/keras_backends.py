@@ -20,9 +20,9 @@ The forms, each timed host NumPy in, host NumPy out:
   and its description gives its max |difference| from the eager call;
 - tensorflow ``predict_on_batch``: Keras' ``tf.function`` predict step.
 
-Standalone: ``python benchmarks/keras_backends.py --model mobilenet_v1
---backend jax --weights W --batches 1 4`` times random input (no reference,
-so no ``max_diff``) and prints the rows.
+Standalone: ``python benchmarks/keras_backends.py --model MODEL --backend jax
+--weights W --batches 1 4`` times random valid input of a registered model (no
+reference, so no ``max_diff``) and prints the rows.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
 # Forms each backend runs by default, fastest-known first; "compile" is opt-in (slow to build).
 FORMS: dict[str, tuple[str, ...]] = {
     "jax": ("jit", "predict_on_batch"),
@@ -81,13 +80,13 @@ def measure(model: str, backend: str, weights: Path, cases: Path, warmup: int, r
     """Time the Keras port of ``model`` on Keras' ``backend`` in a subprocess; one row per (form, batch).
 
     Args:
-        model: "mobilenet_v1", "resnet50" or "flownet2_sd".
+        model: a registered model's name (:func:`zoo.list_models`).
         backend: "jax" or "torch" (or "tensorflow").
         weights: a converted ``.safetensors`` file.
         cases: an ``.npz`` holding, per batch size b, ``x_{b}`` (the Keras
-            model's input: NHWC float32 for the classifiers, (B, 2, H, W, 3)
-            for FlowNet2-SD) and optionally ``ref_{b}`` (the upstream output
-            in the Keras layout); without ``ref_{b}`` the rows omit max_diff.
+            model's input, float32 in its Keras layout, e.g. NHWC for an image
+            model) and optionally ``ref_{b}`` (the upstream output in the
+            Keras layout); without ``ref_{b}`` the rows omit max_diff.
         warmup: calls before timing; the first call (at least one is made) is
             timed on its own as ``compile_s`` (tracing and compilation).
         repeats: timed calls per form and batch; ``seconds`` is their median.
@@ -101,8 +100,10 @@ def measure(model: str, backend: str, weights: Path, cases: Path, warmup: int, r
     never raises for those. It raises ValueError / FileNotFoundError for the
     caller's own mistakes (unknown model, missing files, counts < 0).
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    from zoo.registry import list_models
+
+    if model not in list_models():
+        raise ValueError(f"unknown model {model!r}; known: {', '.join(list_models())}")
     for label, path in (("weights", weights), ("cases", cases)):
         if not Path(path).is_file():
             raise FileNotFoundError(f"{label} file not found: {path}")
@@ -323,26 +324,22 @@ def _worker_main(args: argparse.Namespace) -> int:
 # --- standalone ---------------------------------------------------------------------------------------
 
 
-def random_input(model: str, batch: int, size: tuple[int, int], seed: int = 0) -> np.ndarray:
-    """Random input of the Keras model's layout and value range (no reference)."""
-    rng = np.random.default_rng(seed)
-    height, width = size
-    if model == "flownet2_sd":
-        return rng.uniform(0, 255, (batch, 2, height, width, 3)).astype(np.float32)
-    x = rng.uniform(-1, 1, (batch, height, width, 3)).astype(np.float32)
-    # ResNet-50 takes RGB minus the channel means: values in about [-124, 152].
-    return x if model == "mobilenet_v1" else ((x + 1) * 127.5 - np.float32([123.68, 116.78, 103.94])).astype(np.float32)
+def random_input(model: str, batch: int, size: tuple[int, int] | None = None, seed: int = 0) -> np.ndarray:
+    """Random valid input of ``model``'s Keras layout and value range (no reference); size: its default."""
+    from zoo.registry import get_model_entry
+
+    return get_model_entry(model).input.example(batch, size, seed=seed, framework="keras")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: standalone rows on random input, or (``--worker``) the subprocess :func:`measure` runs."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, choices=MODELS)
+    parser.add_argument("--model", required=True, help="a registered model (zoo.list_models())")
     parser.add_argument("--backend", required=True, help="jax, torch or tensorflow")
     parser.add_argument("--weights", required=True, help="a converted .safetensors file")
     parser.add_argument("--batches", type=int, nargs="+", default=[1])
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
-                        help="input size (default 224 224; FlowNet2-SD 384 512, multiples of 64)")
+                        help="input size (default: the model's default input size)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--forms", nargs="+", help="forms to run (default: the backend's standard forms)")
@@ -354,8 +351,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return _worker_main(args)
+    from zoo.registry import list_models
 
-    size = tuple(args.size) if args.size else ((384, 512) if args.model == "flownet2_sd" else (224, 224))
+    if args.model not in list_models():
+        parser.error(f"unknown model {args.model!r}; known: {', '.join(list_models())}")
+
+    size = tuple(args.size) if args.size else None
     with tempfile.TemporaryDirectory(prefix="zoo_keras_cases_") as folder:
         cases = Path(folder) / "cases.npz"
         np.savez(cases, **{f"x_{b}": random_input(args.model, b, size) for b in args.batches})

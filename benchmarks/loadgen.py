@@ -15,22 +15,25 @@ The settings are short on purpose (seconds, not MLPerf's 600 s minimum
 duration): SingleStream runs at least ``single_stream_queries`` queries (64 is
 the least for which LoadGen's early-stopping estimate of the 90th percentile
 can be VALID) and ``single_stream_seconds``; Offline sends one query of
-``offline_samples[model]`` samples with no minimum duration, so every backend
-does the same work.
+``offline_samples`` samples (in the full run the model's
+``entry.benchmark.loadgen_offline_samples``) with no minimum duration, so every
+backend does the same work. The rows apply to MLPerf models (``entry.mlperf``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from presets import benchmark_spec
+from zoo.registry import ModelEntry
+
 BACKENDS = ("tf-upstream", "torch", "keras", "onnxruntime")
 SCENARIOS = ("SingleStream", "Offline")
-IMAGE_SHAPE = (224, 224, 3)  # NHWC, as MLPerf's preprocessed cache
 
 
 @dataclass(frozen=True)
@@ -40,28 +43,31 @@ class LoadGenSettings:
     samples: int  # QSL size: synthetic arrays in memory
     single_stream_queries: int  # min_query_count
     single_stream_seconds: float  # min_duration
-    offline_samples: dict[str, int] = field(default_factory=dict)  # min_query_count = the one query's size
+    # min_query_count = the one query's size; None: the model's entry.benchmark.loadgen_offline_samples.
+    offline_samples: int | None = None
     max_batchsize: int = 32  # Offline batches (SingleStream runs batch 1)
     gap_s: float = 0.3  # sleep between runs so the previous runtime's threads go idle
 
 
-FULL = LoadGenSettings(samples=64, single_stream_queries=64, single_stream_seconds=2.0,
-                       offline_samples={"mobilenet_v1": 256, "resnet50": 96}, max_batchsize=32)
+FULL = LoadGenSettings(samples=64, single_stream_queries=64, single_stream_seconds=2.0, max_batchsize=32)
 # --quick: structure, not figures; under 64 queries SingleStream reads INVALID (LoadGen's early stopping).
 # Offline at batch 1 there, so that one ONNX export serves both scenarios.
 QUICK = LoadGenSettings(samples=8, single_stream_queries=8, single_stream_seconds=0.0,
-                        offline_samples={"mobilenet_v1": 8, "resnet50": 8}, max_batchsize=1, gap_s=0.05)
+                        offline_samples=8, max_batchsize=1, gap_s=0.05)
 
 
 class SyntheticArrays:
-    """An in-memory stand-in for :class:`zoo.eval.imagenet.ArrayDataset`: ``n`` random NHWC float32 images."""
+    """An in-memory stand-in for :class:`zoo.eval.datasets.ArrayDataset`: ``n`` random valid inputs of ``entry``.
 
-    layout = "NHWC"
-    shape = IMAGE_SHAPE
+    In the Keras layout (NHWC for an image, as MLPerf's preprocessed cache) at
+    MLPerf's image size, drawn from the model's input range.
+    """
 
-    def __init__(self, n: int, seed: int = 0) -> None:
-        generator = np.random.default_rng(seed)
-        self.arrays = generator.uniform(-1, 1, (n, *IMAGE_SHAPE)).astype(np.float32)
+    def __init__(self, entry: ModelEntry, n: int, seed: int = 0) -> None:
+        size = (entry.mlperf.image_size,) * 2 if entry.mlperf else entry.input.default_size
+        self.arrays = entry.input.example(n, size, seed=seed, framework="keras")
+        self.layout = entry.input.layout("keras")
+        self.shape = self.arrays.shape[1:]
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -73,15 +79,22 @@ class SyntheticArrays:
         return self.arrays[list(indices)]
 
 
-def _settings(lg, mlperf, model: str, scenario: str, settings: LoadGenSettings, dataset_size: int):
-    test = mlperf.make_settings(lg, model, scenario, "performance", dataset_size=dataset_size)
+def offline_samples(entry: ModelEntry, settings: LoadGenSettings) -> int:
+    """The size of the Offline row's one query for ``entry`` under ``settings``."""
+    if settings.offline_samples is not None:
+        return settings.offline_samples
+    return benchmark_spec(entry).loadgen_offline_samples
+
+
+def _settings(lg, mlperf, entry: ModelEntry, scenario: str, settings: LoadGenSettings, dataset_size: int):
+    test = mlperf.make_settings(lg, entry.name, scenario, "performance", dataset_size=dataset_size)
     test.max_duration_ms = 0  # no cap: min query count and min duration decide the end
     test.max_query_count = 0
     if scenario == "SingleStream":
         test.min_query_count = settings.single_stream_queries
         test.min_duration_ms = int(settings.single_stream_seconds * 1000)
     else:
-        test.min_query_count = settings.offline_samples[model]
+        test.min_query_count = offline_samples(entry, settings)
         test.min_duration_ms = 0
         test.offline_expected_qps = 1.0  # the query's size is then min_query_count
     return test
@@ -91,13 +104,15 @@ def _error(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:200]
 
 
-def measure(model: str, weights: str | Path, upstream: str | Path, workdir: Path, settings: LoadGenSettings = FULL,
-            threads: int | None = None, log: Callable[[str], None] = lambda message: None) -> dict:
-    """LoadGen runs of ``model`` on every backend, SingleStream then Offline; rows with metric, VALID and ratio."""
+def measure(entry: ModelEntry, weights: str | Path, upstream: str | Path, workdir: Path,
+            settings: LoadGenSettings = FULL, threads: int | None = None,
+            log: Callable[[str], None] = lambda message: None) -> dict:
+    """LoadGen runs of ``entry``'s model on every backend, SingleStream then Offline; rows with metric, VALID, ratio."""
     from zoo.eval import mlperf
 
+    model = entry.name
     lg = mlperf.import_loadgen()
-    dataset = SyntheticArrays(settings.samples)
+    dataset = SyntheticArrays(entry, settings.samples)
     predictors: dict[tuple[str, int], object] = {}
     rows = []
     for scenario in SCENARIOS:
@@ -126,7 +141,7 @@ def measure(model: str, weights: str | Path, upstream: str | Path, workdir: Path
                 out = workdir / "loadgen" / model / scenario / backend
                 start = time.perf_counter()
                 result = mlperf.run_loadgen(lg, model, dataset, predictor,
-                                            _settings(lg, mlperf, model, scenario, settings, len(dataset)), out,
+                                            _settings(lg, mlperf, entry, scenario, settings, len(dataset)), out,
                                             max_batchsize=settings.max_batchsize)
                 row["seconds"] = round(time.perf_counter() - start, 2)
                 summary = mlperf.parse_summary(out / mlperf.SUMMARY_LOG)
@@ -151,7 +166,7 @@ def measure(model: str, weights: str | Path, upstream: str | Path, workdir: Path
             else:
                 row["vs_upstream"] = row["value"] / upstream_row["value"]
     predictors.clear()
-    return {"model": model, "settings": {**asdict(settings), "offline_samples": settings.offline_samples[model]},
+    return {"model": model, "settings": {**asdict(settings), "offline_samples": offline_samples(entry, settings)},
             "rows": rows}
 
 

@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         "--names",
         action="store_true",
         help="print the model's name table instead of converting: one tensor a line, tab-separated "
-        "upstream name, shape, PyTorch key, shape, Keras weight, shape (FlowNet2-SD: and its Caffe blob)",
+        "upstream name, shape, PyTorch key, shape, Keras weight, shape (and its name in another upstream "
+        "format, where the model has one)",
     )
     parser.add_argument(
         "--moving-averages",
@@ -38,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.source is None or args.out is None:
         parser.error("--source and --out are required (unless --names)")
     convert = get_model_entry(args.model).load("converter")
+    # Only when asked: a converter that reads no checkpoints need not take the option.
+    options = {"use_moving_averages": True} if args.moving_averages else {}
     try:
         check_output_path(args.out)
-        out = convert(args.source, args.out, use_moving_averages=args.moving_averages)
+        out = convert(args.source, args.out, **options)
     except ZooError as error:
         return report_error(error)
     print(f"wrote {out}")
@@ -48,15 +51,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_names(model: str) -> None:
-    """Print ``model``'s name table (zoo.specs), one tensor a line."""
-    import importlib
-
+    """Print ``model``'s name table (zoo.specs), one tensor a line, with its alternate names where it has them."""
     from zoo.specs.common import name_lines
 
-    spec = importlib.import_module(f"zoo.specs.{model}")
-    blobs = getattr(spec, "CAFFE_BLOBS", None)
-    extra = None if blobs is None else {key: f"data/{layer}/{blob}" for key, (layer, blob) in blobs.items()}
-    for line in name_lines(spec.TABLE, extra, "caffe_blob"):
+    entry = get_model_entry(model)
+    alternate = entry.load("alternate_names") if entry.alternate_names is not None else None
+    for line in name_lines(entry.load("name_table"), alternate, "alternate_name"):
         print(line)
 
 

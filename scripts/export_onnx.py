@@ -5,8 +5,9 @@
     python scripts/export_onnx.py flownet2_sd --weights flownet2_sd.safetensors --out flownet.onnx --size 384x512
     python scripts/export_onnx.py mobilenet_v1 --weights m.safetensors --out m.onnx --check
 
-The input is (batch, 3, H, W) (FlowNet2-SD: (batch, 3, 2, H, W)) with the
-model's own preprocessing convention (``zoo.get_model_entry(name).torch_input``).
+The input has the model's PyTorch layout and preprocessing convention
+(``zoo.get_model_entry(name).input``), e.g. (batch, 3, H, W) for a classifier
+and (batch, 3, 2, H, W) for FlowNet2-SD.
 TF ``SAME`` padding is resolved for that size: the only ``Pad`` ops left are
 those the padding rules need (asymmetric padding the exporter could not fold
 into a Conv's own ``pads``). ``--check`` runs the file in ONNX Runtime and
@@ -20,8 +21,8 @@ import sys
 
 from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
-from zoo.export import DEFAULT_OPSET, DEFAULT_SIZES, MIN_OPSET, onnx_op_counts, onnx_opset
-from zoo.registry import list_models
+from zoo.export import DEFAULT_OPSET, MIN_OPSET, onnx_op_counts, onnx_opset
+from zoo.registry import get_model_entry, list_models
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", required=True, help="converted .safetensors file or weights tag")
     parser.add_argument("--out", required=True, help="the .onnx file to write")
     parser.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
-    parser.add_argument("--size", type=_size, help="HxW (default: 224x224; FlowNet2-SD 384x512)")
+    parser.add_argument("--size", type=_size, help="HxW (default: the model's input size)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset, >= {MIN_OPSET} (default {DEFAULT_OPSET})")
     parser.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on a random input")
     args = parser.parse_args(argv)
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from zoo.export import export_model
 
-    size = args.size or DEFAULT_SIZES[args.model]
+    size = args.size or get_model_entry(args.model).input.default_size
     try:
         out = export_model(args.model, args.weights, args.out, batch=args.batch, size=size, opset=args.opset)
     except ZooError as error:
@@ -67,26 +68,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(model: str, weights: str, path: str, batch: int, size: tuple[int, int]) -> int:
-    """Max |diff| of ONNX Runtime against the PyTorch port; non-zero exit beyond 1e-4 (1e-3 px for flow)."""
-    import numpy as np
+    """Max |diff| of ONNX Runtime against the PyTorch port; non-zero exit beyond the model's parity tolerance."""
     import torch
 
     from zoo.export import example_input
-    from zoo.registry import get_model_entry
 
     try:
         import onnxruntime as ort
     except ImportError:
         print("error: --check needs onnxruntime", file=sys.stderr)
         return 2
+    entry = get_model_entry(model)
     x = example_input(model, batch, size, seed=1)
-    net = get_model_entry(model).load("torch_builder")(weights=weights).eval()
+    net = entry.builder("torch")(weights=weights).eval()
     with torch.inference_mode():
         expected = net(x).numpy()
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    diff = float(np.abs(got - expected).max())
-    tolerance = 1e-3 if model == "flownet2_sd" else 1e-4 * max(1.0, float(np.abs(expected).max()) / 10)
+    diff = entry.tolerance.max_diff(got, expected)
+    tolerance = entry.tolerance.bound(expected)
     print(f"ONNX Runtime vs PyTorch: max |diff| {diff:.2e} (tolerance {tolerance:.1e}): {'ok' if diff <= tolerance else 'FAIL'}")
     return 0 if diff <= tolerance else 1
 

@@ -5,12 +5,12 @@
     python scripts/fetch_upstream.py resnet50.mlperf --dest upstream/
     python scripts/fetch_upstream.py flownet2_sd --record # pin the sha256 and size seen
 
-Each file is checked against the checksum that ``zoo/registry.py`` cites. Where
+Each file is checked against the checksum that ``zoo/registry/entries.py`` cites. Where
 upstream publishes none (FlowNet2-SD), the download warns and prints the sha256
 it saw; ``--record`` pins it: with ``--manifest`` (or ``ZOO_MANIFEST``) naming a
 record of your own, the sha256 and size are written into that record's
 ``upstream`` entry; for the package's own tags it prints the fields to add to
-the tag's ``RemoteFile`` in ``zoo/registry.py``, the one place upstream facts live.
+the tag's ``RemoteFile`` in ``zoo/registry/entries.py``, the one place upstream facts live.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         pins = {name: value for name, value in (("sha256", digest), ("size", size)) if getattr(upstream, name) is None}
         if not own_record:
             fields = ", ".join(f"{name}={value!r}" for name, value in pins.items())
-            print(f"{key}: to pin it, add {fields} to its RemoteFile in zoo/registry.py, with the citation "
+            print(f"{key}: to pin it, add {fields} to its RemoteFile in zoo/registry/entries.py, with the citation "
                   f"{{{', '.join(f'{name!r}: {note!r}' for name in pins)}}}")
             continue
         record = data["weights"].setdefault(key, {})

@@ -23,14 +23,15 @@ import os
 
 from zoo.cli import run_cli
 from zoo.eval.cli_args import add_classifier_arguments
-from zoo.eval.imagenet import open_arrays
+from zoo.eval.datasets import open_arrays
+from zoo.eval.imagenet_models import mlperf_models
 from zoo.eval.mlperf import ACCURACY_LOG, BACKENDS, MODES, SCENARIOS, SUMMARY_LOG
 from zoo.registry import get_model_entry
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_classifier_arguments(parser, "torch, keras, onnxruntime")
+    add_classifier_arguments(parser, "torch, keras, onnxruntime", mlperf_models())
     # Checked by zoo.eval.mlperf (one error: line) rather than argparse, so the message names the known ones.
     parser.add_argument("--scenario", required=True, help=f"one of {', '.join(SCENARIOS)}")
     parser.add_argument("--mode", required=True, choices=sorted(MODES))

@@ -3,9 +3,9 @@
 
     python scripts/preprocess_imagenet.py mobilenet_v1 --images val/ --val-map val_map.txt --out cache/ --workers 8
 
-writes cache/preprocessed/imagenet_mobilenet/NHWC/<image>.npy and index.json
-(resnet50: preprocessed/imagenet/...). Images already done are skipped, so an
-interrupted run can simply be started again.
+writes cache/preprocessed/<dataset>/NHWC/<image>.npy and index.json, <dataset>
+being the model's MLPerf dataset name (imagenet_mobilenet here). Images already
+done are skipped, so an interrupted run can simply be started again.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import os
 
 from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
-from zoo.eval.imagenet import LAYOUTS, MLPERF_DATASETS, preprocess_images
+from zoo.eval.arrays import LAYOUTS
+from zoo.eval.imagenet_models import mlperf_models
+from zoo.eval.preprocess import preprocess_images
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(MLPERF_DATASETS))
+    parser.add_argument("model", choices=mlperf_models())
     parser.add_argument("--images", required=True, help="folder of the validation JPEGs")
     parser.add_argument("--val-map", required=True, help="val_map.txt: '<image> <label>' per line")
     parser.add_argument("--out", required=True, help="cache root; arrays go to OUT/preprocessed/<dataset>/<layout>/")

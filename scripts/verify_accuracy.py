@@ -19,14 +19,17 @@ import argparse
 
 from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
-from zoo.eval.accuracy import FRAMEWORKS, evaluate_arrays, format_summary, init_distributed, make_predictor, write_report
+from zoo.eval.accuracy import evaluate_arrays, format_summary, write_report
 from zoo.eval.cli_args import add_classifier_arguments
-from zoo.eval.imagenet import open_arrays
+from zoo.eval.datasets import open_arrays
+from zoo.eval.distributed import init_distributed
+from zoo.eval.imagenet_models import classifier_models
+from zoo.eval.predictors import FRAMEWORKS, make_predictor
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_classifier_arguments(parser, "torch, keras")
+    add_classifier_arguments(parser, "torch, keras", classifier_models())
     parser.add_argument("--framework", choices=FRAMEWORKS, default="torch")
     parser.add_argument("--compare", choices=FRAMEWORKS, help="also run this framework and list images where top-1 differs")
     parser.add_argument("--batch-size", type=int, default=32)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""FlowNet2-SD average end-point error on Sintel- or FlyingChairs-style folders, with a per-pair table.
+"""Average end-point error of an optical-flow model on Sintel- or FlyingChairs-style folders, with a per-pair table.
 
     python scripts/verify_flow.py --weights flownet2_sd.safetensors --data sintel/ --png-dir flow_png/
 
@@ -21,12 +21,22 @@ import argparse
 from zoo.cli import report_error, run_cli
 from zoo.errors import ZooError
 from zoo.eval.accuracy import write_report
-from zoo.eval.flow_eval import FLOW_FRAMEWORKS, evaluate_flow, find_pairs, format_table, make_flow_predictor
+from zoo.eval.flow_eval import (
+    FLOW_FRAMEWORKS,
+    evaluate_flow,
+    find_pairs,
+    flow_entry,
+    flow_models,
+    format_table,
+    make_flow_predictor,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, help="converted FlowNet2-SD .safetensors file or weights tag")
+    parser.add_argument("--model", choices=flow_models(),
+                        help="the flow model (default: the only one registered)")
+    parser.add_argument("--weights", required=True, help="converted .safetensors file or weights tag")
     parser.add_argument("--data", required=True, help="folder of pairs (searched recursively)")
     parser.add_argument("--framework", choices=FLOW_FRAMEWORKS, default="torch")
     parser.add_argument("--limit", type=int, help="only the first N pairs (sorted by name)")
@@ -36,13 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
+        model = flow_entry(args.model).name
         pairs = find_pairs(args.data)[: args.limit]
-        predict = make_flow_predictor(args.framework, args.weights, fast=not args.plain)
+        predict = make_flow_predictor(model, args.framework, args.weights, fast=not args.plain)
         result = evaluate_flow(pairs, predict, png_dir=args.png_dir, progress=not args.quiet)
     except (ZooError, OSError, ValueError) as error:
         return report_error(error)
     check = predict.fast_check
-    result = {"model": "flownet2_sd", "framework": args.framework, "weights": args.weights, "data": args.data,
+    result = {"model": model, "framework": args.framework, "weights": args.weights, "data": args.data,
               "fast_check": None if check is None else check.as_dict(), **result}
     print(format_table(result))
     if check is not None:

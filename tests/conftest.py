@@ -111,41 +111,30 @@ class StandIns:
             self._made[key] = Path(done.read_text())
         return self._made[key]
 
-    def mobilenet_release(self) -> Path:
-        """mobilenet_v1_1.0_224.tgz, the MLPerf release's seven members."""
-        from zoo.standins import mobilenet_v1
+    def source(self, model: str) -> Path:
+        """The upstream file ``model``'s default weights tag would download, written by its stand-in."""
+        from zoo.registry import get_model_entry
 
-        return self._once("mobilenet_v1", lambda folder: mobilenet_v1.write_release(folder, seed=0))
+        standin = get_model_entry(model).load("standin")
+        return self._once(model, lambda folder: standin.write_upstream(folder, seed=0))
 
-    def mobilenet_frozen_pb(self) -> Path:
-        """The release's mobilenet_v1_1.0_224_frozen.pb member, extracted."""
+    def frozen_graph(self, model: str) -> Path:
+        """The upstream TensorFlow frozen graph (.pb): the release file itself, or its archive member extracted."""
         import tarfile
 
+        from zoo.registry import get_model_entry
+
+        graph = get_model_entry(model).upstream_graph
+        assert graph is not None, f"{model} has no upstream TensorFlow graph"
+        if graph.frozen_member is None:
+            return self.source(model)
+
         def extract(folder: Path) -> Path:
-            name = "mobilenet_v1_1.0_224_frozen.pb"
-            with tarfile.open(self.mobilenet_release()) as tar:
-                (folder / name).write_bytes(tar.extractfile(name).read())
-            return folder / name
+            with tarfile.open(self.source(model)) as tar:
+                (folder / graph.frozen_member).write_bytes(tar.extractfile(graph.frozen_member).read())
+            return folder / graph.frozen_member
 
-        return self._once("mobilenet_v1_frozen", extract)
-
-    def resnet50_pb(self) -> Path:
-        """resnet50_v1.pb, the frozen graph."""
-        from zoo.standins import resnet50
-
-        return self._once("resnet50", lambda folder: resnet50.write_frozen_pb(folder / "resnet50_v1.pb", seed=0))
-
-    def flownet2_sd_checkpoint(self) -> Path:
-        """FlowNet2-SD_checkpoint.pth.tar, NVIDIA's checkpoint format."""
-        from zoo.standins import flownet2_sd
-
-        return self._once("flownet2_sd",
-                          lambda folder: flownet2_sd.write_checkpoint(folder / "FlowNet2-SD_checkpoint.pth.tar", seed=0))
-
-    def source(self, model: str) -> Path:
-        """The upstream file ``weights="mlperf"``/``"nvidia"`` would download for ``model``."""
-        return {"mobilenet_v1": self.mobilenet_release, "resnet50": self.resnet50_pb,
-                "flownet2_sd": self.flownet2_sd_checkpoint}[model]()
+        return self._once(f"{model}_frozen_graph", extract)
 
     def converted(self, model: str) -> Path:
         """``model``'s stand-in converted by zoo's converter to .safetensors."""
@@ -153,6 +142,19 @@ class StandIns:
 
         convert = get_model_entry(model).load("converter")
         return self._once(f"{model}_converted", lambda folder: convert(self.source(model), folder / f"{model}.safetensors"))
+
+    # Former per-model names, kept only while test modules still call them: use source() and frozen_graph().
+    def mobilenet_release(self) -> Path:
+        return self.source("mobilenet_v1")
+
+    def mobilenet_frozen_pb(self) -> Path:
+        return self.frozen_graph("mobilenet_v1")
+
+    def resnet50_pb(self) -> Path:
+        return self.source("resnet50")
+
+    def flownet2_sd_checkpoint(self) -> Path:
+        return self.source("flownet2_sd")
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,14 @@
 """Run by tests/test_keras_backends.py in a fresh process: zoo.keras on one Keras backend, without TensorFlow.
 
 Usage: ``KERAS_BACKEND=jax python keras_backend_worker.py CASES.npz``. The
-.npz holds, per model, the input, the reference output (computed by the
-pytest process from the upstream graphs / NVIDIA's forward, never from
+.npz holds the model names and, per model, the input, the reference output
+(computed by the pytest process from the upstream references, never from
 zoo.keras) and the converted weights' path. This process makes
-``import tensorflow`` fail before anything is imported, builds the three
-Keras models on the backend, loads the weights, compares each output with
-its reference, checks that bad inputs raise zoo's errors, and prints one
-line ``ok <backend>``; any failure exits non-zero with the reason.
+``import tensorflow`` fail before anything is imported, builds each model's
+Keras port on the backend (its registry entry's builder), loads the weights,
+compares each output with its reference within the entry's tolerance,
+checks that bad inputs raise zoo's errors, and prints one line
+``ok <backend>``; any failure exits non-zero with the reason.
 """
 
 from __future__ import annotations
@@ -51,25 +52,14 @@ def _log(what: str) -> None:
     """Progress on stderr, with seconds since start: the test prints it when the worker fails."""
     print(f"[{time.perf_counter() - _START:6.1f} s] {what}", file=sys.stderr, flush=True)
 
-# Tolerances (the project's fp32 parity): logits max |diff| <= 1e-4, relative
-# to the logits' scale beyond 10; flow max |diff| <= 1e-4 times the flow's scale.
-LOGIT_TOL = 1e-4
-FLOW_TOL = 1e-4
 
-
-def _logits_close(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+def _matches(entry, ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+    """The registry entry's parity bar; a classifier also keeps every top-1."""
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
-    scale = max(1.0, float(np.abs(ref).max()) / 10)
-    diff = float(np.abs(ours - ref).max())
-    assert diff <= LOGIT_TOL * scale, f"{what}: max |logit diff| {diff:.3g} > {LOGIT_TOL * scale:.3g}"
-    assert (ours.argmax(1) == ref.argmax(1)).all(), f"{what}: top-1 differs"
-
-
-def _flow_close(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
-    scale = max(1.0, float(np.abs(ref).max()))
-    diff = float(np.abs(ours - ref).max())
-    assert diff <= FLOW_TOL * scale, f"{what}: max |flow diff| {diff:.3g} px > {FLOW_TOL * scale:.3g}"
+    bound, diff = entry.tolerance.bound(ref), entry.tolerance.max_diff(ours, ref)
+    assert diff <= bound, f"{what}: max |diff| {diff:.3g} > {bound:.3g} (bar: {entry.tolerance.describe()})"
+    if entry.is_classifier:
+        assert (ours.argmax(1) == ref.argmax(1)).all(), f"{what}: top-1 differs"
 
 
 def _raises(error: type, call, match: str, what: str) -> None:
@@ -83,51 +73,49 @@ def _raises(error: type, call, match: str, what: str) -> None:
         raise AssertionError(f"{what}: no error raised")
 
 
+def _check_inputs(entry, net, errors, what: str) -> None:
+    """Bad inputs raise zoo's errors, the same on every backend, before any layer runs."""
+    InputShapeError, InputTypeError = errors
+    spec = entry.input
+    side = max(spec.min_size, spec.size_multiple)
+    x = spec.example(1, (side, side), framework="keras")
+    _raises(InputShapeError, lambda: net(spec.convert_layout(x, "keras", "torch")), "is it", f"{what} PyTorch layout")
+    _raises(InputShapeError, lambda: net(x[0]), "expects input shaped", f"{what} no batch axis")
+    _raises(InputShapeError, lambda: net(x[..., :1]), "expects input shaped", f"{what} 1 channel")
+    _raises(InputTypeError, lambda: net(x.astype(np.float64)), "float32", f"{what} float64")
+    _raises(InputTypeError, lambda: net(x.astype(np.uint8)), "preprocessed", f"{what} uint8")
+    if spec.size_multiple > 1:
+        odd = np.zeros(spec.shape("keras", 1, (side + spec.size_multiple // 2,) * 2), np.float32)
+        _raises(InputShapeError, lambda: net(odd), f"multiples of {spec.size_multiple}", f"{what} odd size")
+
+
 def main(cases_path: str) -> None:
     backend = os.environ["KERAS_BACKEND"]
     cases = dict(np.load(cases_path))
 
     import keras
 
-    import zoo.keras
+    import zoo.keras  # noqa: F401  (importing it must import neither TensorFlow nor, off the torch backend, torch)
     from zoo.errors import InputShapeError, InputTypeError
+    from zoo.registry import get_model_entry
 
     _log(f"imported zoo.keras on {keras.backend.backend()}")
     assert keras.backend.backend() == backend, f"Keras runs on {keras.backend.backend()}, not {backend}"
-    builders = {"mobilenet_v1": zoo.keras.mobilenet_v1_tf_compat, "resnet50": zoo.keras.resnet50_tf_compat,
-                "flownet2_sd": zoo.keras.flownet2_sd}
     if backend != "torch":  # the torch backend imports torch itself
         assert "torch" not in sys.modules, "import zoo.keras imported torch (only loading weights may)"
 
-    nets = {}
-    for model, build in builders.items():
-        net = nets[model] = build(weights=str(cases[f"{model}_weights"]))
+    for model in (str(name) for name in cases["models"]):
+        entry = get_model_entry(model)
+        net = entry.builder("keras")(weights=str(cases[f"{model}_weights"]))
         _log(f"built {model} with weights")
-        x = cases[f"{model}_input"]
-        ours = keras.ops.convert_to_numpy(net(x, training=False))
+        ours = keras.ops.convert_to_numpy(net(cases[f"{model}_input"], training=False))
         _log(f"ran {model}")
-        if model == "flownet2_sd":
-            _flow_close(ours, cases[f"{model}_reference"], f"{backend} {model}")
-        else:
-            _logits_close(ours, cases[f"{model}_reference"], f"{backend} {model}")
+        _matches(entry, ours, cases[f"{model}_reference"], f"{backend} {model}")
+        _check_inputs(entry, net, (InputShapeError, InputTypeError), f"{backend} {model}")
+        ref = cases[f"{model}_reference"]
+        _log(f"{model}: max |diff| {entry.tolerance.max_diff(ours, ref):.3g} within {entry.tolerance.bound(ref):.3g}, "
+             "input checks raise zoo's errors")
 
-    _log("outputs match")
-    # The input checks: zoo's errors, the same on every backend, before any layer runs.
-    flownet, bare = nets["flownet2_sd"], nets["mobilenet_v1"]
-    frames = np.zeros((1, 2, 64, 64, 3), np.float32)
-    _raises(InputShapeError, lambda: flownet(np.zeros((1, 2, 100, 100, 3), np.float32)), "multiples of 64",
-            "flownet 100x100")
-    _raises(InputShapeError, lambda: flownet(frames.transpose(0, 4, 1, 2, 3)), "(B, 3, 2, H, W)", "flownet NCTHW")
-    _raises(InputShapeError, lambda: flownet(frames[:, 0]), "expects input shaped", "flownet rank 4")
-    _raises(InputTypeError, lambda: flownet(frames.astype(np.uint8)), "float32", "flownet uint8")
-    image = np.zeros((1, 64, 64, 3), np.float32)
-    _raises(InputShapeError, lambda: bare(image.transpose(0, 3, 1, 2)), "NCHW", "mobilenet NCHW")
-    _raises(InputShapeError, lambda: bare(image[..., :1]), "expects input shaped", "mobilenet 1 channel")
-    _raises(InputShapeError, lambda: bare(image[0]), "expects input shaped", "mobilenet rank 3")
-    _raises(InputTypeError, lambda: bare(image.astype(np.float64)), "float32", "mobilenet float64")
-    _raises(InputTypeError, lambda: bare(image.astype(np.uint8)), "preprocessed", "mobilenet uint8")
-
-    _log("input checks raise zoo's errors")
     assert "tensorflow" not in sys.modules, "zoo.keras imported TensorFlow"
     print(f"ok {backend}")
 

@@ -73,6 +73,35 @@ def test_keras_registry_names_are_builders(keras):
     assert mobilenet_v1_tf_compat is zoo.keras.mobilenet_v1
 
 
+def tiny_torch_builder(weights=None):
+    return torch.nn.Identity()
+
+
+def tiny_keras_builder(weights=None):
+    return None
+
+
+def test_builders_of_a_model_registered_at_run_time(keras):
+    import dataclasses
+
+    import zoo.keras
+    from zoo.registry import register_model, unregister_model
+
+    entry = dataclasses.replace(zoo.get_model_entry("mobilenet_v1"), name="tiny_api_model",
+                                torch_builder=tiny_torch_builder, keras_builder=tiny_keras_builder)
+    register_model(entry)
+    try:
+        assert zoo.tiny_api_model is zoo.tiny_torch_builder is tiny_torch_builder
+        assert zoo.keras.tiny_api_model is zoo.keras.tiny_keras_builder is tiny_keras_builder
+        for module in (zoo, zoo.keras):
+            assert "tiny_api_model" in module.__all__ and "tiny_api_model" in dir(module)
+        assert isinstance(zoo.create_model("tiny_api_model"), torch.nn.Identity)
+    finally:
+        unregister_model("tiny_api_model")
+    assert not hasattr(zoo, "tiny_api_model") and not hasattr(zoo.keras, "tiny_api_model")
+    assert "tiny_api_model" not in zoo.__all__
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_create_model_torch_is_in_eval_mode(name, torch_models):
     model = torch_models[name]
@@ -304,9 +333,9 @@ def test_keras_model_still_folds_and_saves(keras, keras_models, tmp_path):
          MissingFileError, FileNotFoundError),
         (lambda: __import__("zoo.preprocessing", fromlist=["x"]).preprocess_vgg(np.zeros((8, 8), np.uint8)),
          InputShapeError, ValueError),
-        (lambda: __import__("zoo.eval.imagenet", fromlist=["x"]).preprocess_image("/nonexistent.JPEG", "resnet50"),
+        (lambda: __import__("zoo.eval.preprocess", fromlist=["x"]).preprocess_image("/nonexistent.JPEG", "resnet50"),
          MissingFileError, FileNotFoundError),
-        (lambda: __import__("zoo.eval.imagenet", fromlist=["x"]).preprocess_image("/x.JPEG", "vgg16"),
+        (lambda: __import__("zoo.eval.preprocess", fromlist=["x"]).preprocess_image("/x.JPEG", "vgg16"),
          ArgumentError, ValueError),
     ],
     ids=["mobilenet-classes", "resnet-classes", "conv-groups", "pad-kernel", "read_flo", "preprocess-shape",

@@ -1,8 +1,8 @@
 """Release archives are read, not unpacked (bounded, named errors); loaded weights are float32 and finite.
 
-Issue 13, items 2 and 6. The archives here are written by the tests (a gzip
-bomb, a corrupt frozen graph, a release without the member); the weights files
-are a model's own ``state_dict`` with one tensor spoiled.
+The archives here are written by the tests (a gzip bomb, a corrupt frozen
+graph, a release without the member); the weights files are a model's own
+``state_dict`` with one tensor spoiled.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def test_read_member_bytes_by_pattern_in_memory(tmp_path):
 
 
 def test_upstream_graph_for_evaluation_names_archive_and_member(tmp_path):
-    from zoo.eval.accuracy import load_upstream_graph_def
+    from zoo.eval.upstream_tf import load_upstream_graph_def
 
     archive = _write_tgz(tmp_path / "m.tgz", {FROZEN: b"\x0a\xff\xff\xff\x0f"})
     with pytest.raises(FormatError, match=rf"^{re.escape(str(archive))}: member {FROZEN}: not a binary GraphDef"):

@@ -7,7 +7,6 @@ run; here only its report's shape and verdicts are checked.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +22,15 @@ from zoo.models.mobilenet_v1 import MobileNetV1TfCompat
 from zoo.models.resnet50 import ResNet50TfCompat
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_module(name: str):
+    """A module of benchmarks/, imported as benchmarks/run.py imports its siblings."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
 
 
 def _randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -79,11 +87,10 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
     assert model["model"] == "mobilenet_v1"
     assert abs(model["gflop_per_sample"] - 1.14) < 0.02  # 0.57 GMAC
     assert [b["batch"] for b in model["batches"]] == [1, 4]
-    keras_fast = importlib.util.find_spec("zoo.keras.fast") is not None  # new in issue 15; an error row until then
     for batch in model["batches"]:
         modes = {row["mode"]: row for row in batch["rows"]}
-        exact_modes = {"torch-eager", "torch-folded-cl", "torch-compiled", "keras-function", "keras-folded-function"}
-        exact_modes |= {"keras-xla"} if keras_fast else set()
+        exact_modes = {"torch-eager", "torch-folded-cl", "torch-compiled", "keras-function", "keras-folded-function",
+                       "keras-xla"}
         if batch is model["batches"][-1]:  # --quick runs the padding rows at the largest batch only
             exact_modes.add("naive-pad")
             assert modes["symmetric-pad"]["exact"] is False  # the control computes another function
@@ -100,7 +107,7 @@ def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):
         assert modes["torch-compiled"]["compile_s"] > 0 and "zoo.fast_inference_model" in modes["torch-compiled"]["description"]
         assert "torch-fused-cl" not in modes
         assert batch["fastest_torch"] in ("torch-eager", "torch-folded-cl", "torch-compiled")
-    # Issue 15's targets: the fastest exact PyTorch form against the upstream per batch, with margin.
+    # The speed targets: the fastest exact PyTorch form against the upstream per batch, with margin.
     targets = {t["target"]: t for t in report["targets"]}
     speed_b1 = targets["mobilenet_v1 b1: fastest exact PyTorch / upstream (speed)"]
     assert speed_b1["goal"] == 1.5 and speed_b1["op"] == ">="
@@ -162,20 +169,12 @@ def test_benchmarks_doc_embeds_the_committed_benchmark_results():
 
 
 def test_run_readme_flag_writes_docs_benchmarks_md():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import run
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    run = _bench_module("run")
     assert run.RESULTS_DOC == ROOT / "docs" / "benchmarks.md"
 
 
 def test_update_results_doc_replaces_only_the_marked_block(tmp_path):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import run
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    run = _bench_module("report")
     doc = tmp_path / "benchmarks.md"
     doc.write_text("intro\n<!-- benchmark-results -->\nold table\n<!-- /benchmark-results -->\noutro\n")
     report = "Measured today.\n\n### Targets\n\n| target | met |\n|---|---|\n| x | yes |\n"
@@ -188,21 +187,17 @@ def test_update_results_doc_replaces_only_the_marked_block(tmp_path):
     assert doc.read_text() == "no markers\n"
 
 
-def _bench_module(name: str):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
 def test_keras_backend_rows_are_parity_checked_and_a_failing_one_is_never_fastest(monkeypatch, tmp_path):
     """H2's keras_backends.measure rows join the table with the same parity check; errors become rows."""
     import types
 
     import numpy as np
 
-    run = _bench_module("run")
+    model_bench, rows_module, presets, report = (_bench_module(name) for name in ("model_bench", "rows", "presets",
+                                                                                 "report"))
+    from zoo.registry import get_model_entry
+
+    entry = get_model_entry("mobilenet_v1")
     calls = []
 
     def measure(model, backend, weights, cases, warmup, repeats, timeout_s=900.0):
@@ -216,26 +211,27 @@ def test_keras_backend_rows_are_parity_checked_and_a_failing_one_is_never_fastes
                  "compile_s": 2.0, "max_diff": 1.0, "description": "Keras 3 on JAX, jit"}]
 
     monkeypatch.setitem(sys.modules, "keras_backends", types.SimpleNamespace(measure=measure))
+    make_row = rows_module.make_row
     batch_result = {"batch": 1, "rows": [
-        run._make_row(1, 1.0, 100.0, 1e-4, "upstream", "reference", "", 0.02, 0.0),
-        run._make_row(1, 1.0, 100.0, 1e-4, "keras-function", "keras", "", 0.03, 1e-6),
-        run._make_row(1, 1.0, 100.0, 1e-4, "torch-compiled", "torch", "", 0.01, 1e-6, compile_s=3.0)]}
-    run._rank(batch_result)
+        make_row(1, 1.0, 100.0, 1e-4, "upstream", "reference", "", 0.02, 0.0),
+        make_row(1, 1.0, 100.0, 1e-4, "keras-function", "keras", "", 0.03, 1e-6),
+        make_row(1, 1.0, 100.0, 1e-4, "torch-compiled", "torch", "", 0.01, 1e-6, compile_s=3.0)]}
+    rows_module.rank(batch_result)
     cases = {"x_1": np.zeros((1, 4, 4, 3), np.float32), "ref_1": np.ones((1, 1001), np.float32)}
-    note = run.keras_backend_rows("mobilenet_v1", tmp_path / "w.safetensors", cases, tmp_path, run.QUICK,
-                                  [batch_result], 1.0, 100.0, lambda message: None)
+    note = model_bench.keras_backend_rows(entry, tmp_path / "w.safetensors", cases, tmp_path, presets.QUICK,
+                                          [batch_result], 1.0, 100.0, lambda message: None)
     assert note is None and [c[1] for c in calls] == ["jax", "torch"]
     rows = {r["mode"]: r for r in batch_result["rows"]}
     assert rows["keras-jax-jit"]["exact"] is False and rows["keras-jax-jit"]["compile_s"] == 2.0
     assert rows["keras-jax-jit"]["vs_upstream"] == pytest.approx(200.0)
     assert rows["keras-torch"]["error"] == "keras torch backend unavailable" and rows["keras-torch"]["exact"] is None
     assert batch_result["fastest_keras"] == "keras-function" and batch_result["fastest_torch"] == "torch-compiled"
-    text = "\n".join(run.summary_markdown({"models": [{"model": "mobilenet_v1", "batches": [batch_result]}]}))
+    text = "\n".join(report.summary_markdown({"models": [{"model": "mobilenet_v1", "batches": [batch_result]}]}))
     assert "| mobilenet_v1 | 1 | 20.0 | - | torch-compiled | 10.0 | 2.00 | - | 3.0 | keras-function | 30.0 | 0.67 |" in text
     # Without H2's module the run goes on, with a note.
     monkeypatch.setitem(sys.modules, "keras_backends", None)
-    assert "not available" in run.keras_backend_rows("mobilenet_v1", tmp_path / "w", cases, tmp_path, run.QUICK,
-                                                     [batch_result], 1.0, 100.0, lambda message: None)
+    assert "not available" in model_bench.keras_backend_rows(entry, tmp_path / "w", cases, tmp_path, presets.QUICK,
+                                                             [batch_result], 1.0, 100.0, lambda message: None)
 
 
 def test_compile_time_cold_then_warm_share_one_fresh_cache_per_shape(monkeypatch, tmp_path):
@@ -250,9 +246,109 @@ def test_compile_time_cold_then_warm_share_one_fresh_cache_per_shape(monkeypatch
     rows = compile_time.measure("mobilenet_v1", tmp_path / "w.safetensors", (224, 224), (1, 32), threads=2)
     assert [(r["batch"], r["cold_s"], r["warm_s"]) for r in rows] == [(1, 20.0, 2.0), (32, 20.0, 2.0)]
     assert seen[0][1] == seen[1][1] != seen[2][1] == seen[3][1]  # cold and warm: the same dir; each shape: a fresh one
-    run = _bench_module("run")
-    targets = run.evaluate_targets([], [], [], [{**rows[0], "cold_s": 31.0}])
+    targets = _bench_module("targets").evaluate_targets([], [], [], [{**rows[0], "cold_s": 31.0}])
     assert [(t["target"], t["met"]) for t in targets] == [
         ("mobilenet_v1 b1: compile seconds, cold inductor cache", False),
         ("mobilenet_v1 b1: compile seconds, warm inductor cache", True)]
     assert targets[0]["margin"] == pytest.approx(-1 / 30) and targets[0]["why"]
+
+
+@pytest.fixture
+def registered_without_benchmark():
+    """An in-tree model registered again under another name with every optional benchmark field left out."""
+    import dataclasses
+
+    from zoo.registry import get_model_entry, list_models, register_model, unregister_model
+
+    source = get_model_entry(list_models()[0])
+    entry = register_model(dataclasses.replace(source, name="bench_optional_fields", benchmark=None,
+                                               upstream_graph=None, mlperf=None))
+    try:
+        yield entry
+    finally:
+        unregister_model(entry.name)
+
+
+def test_presets_take_batches_and_sizes_from_the_registry(registered_without_benchmark):
+    from zoo.registry import get_model_entry, list_models
+
+    presets = _bench_module("presets")
+    for name in list_models():
+        entry = get_model_entry(name)
+        spec = entry.benchmark
+        if spec is None:
+            assert presets.QUICK.batches(entry) == presets.FULL.batches(entry) == (1,)
+            assert presets.QUICK.size(entry) == presets.FULL.size(entry) == tuple(entry.input.default_size)
+            continue
+        assert presets.FULL.batches(entry) == tuple(spec.batch_sizes)
+        assert presets.QUICK.batches(entry) == tuple(spec.quick_batch_sizes)
+        assert presets.FULL.size(entry) == tuple(entry.input.default_size)
+        assert presets.QUICK.size(entry) == tuple(spec.quick_size or entry.input.default_size)
+    assert presets.QUICK.with_repeats(7).repeats_large == 7
+
+
+def _batch_result(batch: int, upstream_s: float, torch_s: float) -> dict:
+    rows = _bench_module("rows")
+    result = {"batch": batch, "rows": [
+        rows.make_row(batch, 1.0, 100.0, 1e-4, "upstream", "reference", "", upstream_s, 0.0),
+        rows.make_row(batch, 1.0, 100.0, 1e-4, "torch-compiled", "torch", "", torch_s, 1e-6)]}
+    rows.rank(result)
+    return result
+
+
+def test_targets_take_goals_from_the_registry_and_explanations_from_the_table(registered_without_benchmark):
+    from zoo.registry import get_model_entry, list_models
+
+    targets = _bench_module("targets")
+    with_goals = next(name for name in list_models()
+                      if get_model_entry(name).benchmark and get_model_entry(name).benchmark.speedup_goals)
+    small, large = get_model_entry(with_goals).benchmark.speedup_goals
+    table = {"goals": targets.load_targets_table()["goals"], "explanations": [
+        {"kind": "torch_vs_upstream", "model": with_goals, "batch": 1, "why": "measured why"},
+        {"kind": "torch_vs_upstream", "model": None, "batch": None, "why": "any model"}]}
+    models = [{"model": name, "batches": [_batch_result(1, 1.0, 2.0), _batch_result(8, 1.0, 2.0)]}
+              for name in (with_goals, registered_without_benchmark.name)]
+    found = {(t["model"], t["batch"]): t for t in targets.evaluate_targets(models, [], [], table=table)
+             if t["kind"] == "torch_vs_upstream"}
+    # Twice as slow as the upstream: 0.5x, a miss against the registry's goals, explained by the table.
+    assert found[(with_goals, 1)]["goal"] == small and found[(with_goals, 1)]["met"] is False
+    assert found[(with_goals, 1)]["why"] == "measured why; any model"
+    assert found[(with_goals, 8)]["goal"] == large and found[(with_goals, 8)]["why"] == "any model"
+    assert found[(with_goals, 1)]["margin"] == pytest.approx(0.5 / small - 1)
+    # No benchmark spec, so no speed goal: the value is listed as information, neither met nor missed.
+    info = found[(registered_without_benchmark.name, 1)]
+    assert info["value"] == pytest.approx(0.5) and info["goal"] is None and info["met"] is None and info["why"] == ""
+    # A miss the table does not explain says so.
+    table["explanations"] = []
+    missed = targets.evaluate_targets(models[:1], [], [], table=table)[0]
+    assert missed["met"] is False and missed["why"] == targets.NOT_EXPLAINED
+
+
+def test_targets_table_explains_known_kinds_only():
+    from zoo.registry import list_models
+
+    targets = _bench_module("targets")
+    table = targets.load_targets_table()
+    assert set(table["goals"]) <= set(targets.KINDS)
+    for item in table["explanations"]:
+        assert item["kind"] in targets.KINDS and item["why"], item
+        assert item.get("model") is None or item["model"] in list_models(), item
+
+
+def test_benchmarks_name_no_model():
+    """benchmarks/ reads the registry: no string literal equal to a model's name (docstrings aside)."""
+    import ast
+
+    from zoo.registry import list_models
+
+    names = set(list_models())
+    found = []
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)
+                      and isinstance(node.body[0].value, ast.Constant)}
+        found += [f"{path.name}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings]
+    assert not found, found

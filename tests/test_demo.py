@@ -37,6 +37,7 @@ def test_main_job_prints_the_parity_table(tf):
     for model in ("mobilenet_v1", "resnet50", "flownet2_sd"):
         for framework in ("torch", "keras"):
             assert verdicts.get((model, framework)) == ("as", "exact"), result.stdout  # form "as built"
+        assert f"{model:13} upstream reference" in result.stdout, result.stdout
     assert FAST_LINE.split(":")[0] not in result.stdout
 
 
@@ -67,8 +68,8 @@ def test_main_job_with_real_weights_prints_top5(tf, tmp_path):
                    "--labels", str(labels), "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mobilenet_v1 (torch) top-5" in result.stdout
-    chelsea = next(line for line in result.stdout.splitlines() if line.strip().startswith("chelsea"))
-    assert chelsea.count(";") == 4 and "class" in chelsea
+    first = next(line for line in result.stdout.splitlines() if line.strip().startswith("input 0"))
+    assert first.count(";") == 4 and "class" in first
     assert "resnet50" not in result.stdout
 
 

@@ -1,4 +1,4 @@
-"""zoo.eval.imagenet and scripts/preprocess_imagenet.py: MLPerf's preprocessing byte for byte, val_map, loader.
+"""zoo.eval's ImageNet data and scripts/preprocess_imagenet.py: MLPerf's preprocessing byte for byte, val_map, loader.
 
 The reference is a restatement, written here from MLPerf Inference's
 ``vision/classification_and_detection/python/dataset.py`` and ``imagenet.py``,
@@ -19,16 +19,11 @@ import pytest
 
 from parity import load_script, shared_dir
 from zoo.errors import FormatError, ZooError
-from zoo.eval.imagenet import (
-    ArrayDataset,
-    PrefetchLoader,
-    ValEntry,
-    arrays_dir,
-    preprocess_images,
-    read_val_map,
-    resolve_arrays_dir,
-    write_val_map,
-)
+from zoo.eval.arrays import arrays_dir, resolve_arrays_dir
+from zoo.eval.datasets import ArrayDataset
+from zoo.eval.prefetch import PrefetchLoader
+from zoo.eval.preprocess import preprocess_images
+from zoo.eval.val_map import ValEntry, read_val_map, write_val_map
 
 cv2 = pytest.importorskip("cv2")
 
@@ -197,7 +192,7 @@ class _SabotagedFastForm:
     def __call__(self, x):
         return self.net(x) * 1.01 + 1.0
 
-    def parameters(self):  # estimate_flow reads the parameter dtype
+    def parameters(self):  # as a module's: callers may read the parameter dtype
         return self.net.parameters()
 
 
@@ -209,3 +204,75 @@ def sabotage_fast_form(monkeypatch) -> None:
 
 
 FAST_LINE = "fast form checked against the model as built: max |diff| "
+
+
+# --- the progress bar and the registry-driven model lists ---------------------------------
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_prints_tenths_off_a_terminal_and_redraws_on_one():
+    from zoo.progress import Progress
+
+    log = io.StringIO()
+    bar = Progress(20, "pairs", stream=log)
+    for _ in range(20):
+        bar.update()
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11  # once at each tenth, 0 % to 100 %
+    assert lines[-1].startswith("pairs [" + "#" * 30 + "] 20/20 (")
+
+    terminal = _Terminal()
+    bar = Progress(0, "file.pb", stream=terminal, unit="MB", scale=1e6, interval=3600, terminal_only=True,
+                   initial=2_000_000)
+    bar.update_to(3_500_000)  # drawn: the first draw is not held back
+    bar.update_to(4_000_000)  # not drawn: within the interval
+    bar.close()
+    assert terminal.getvalue().startswith("\rfile.pb: 3.5 MB (") and terminal.getvalue().count("\r") == 1
+    assert terminal.getvalue().endswith("\n")
+
+    quiet = io.StringIO()
+    bar = Progress(10, "x", stream=quiet, terminal_only=True)  # not a terminal: nothing
+    bar.update(10)
+    bar.close()
+    assert quiet.getvalue() == ""
+
+
+def test_imagenet_tools_take_the_models_the_registry_lists(image_set, tmp_path, monkeypatch):
+    """Model lists, cache folders and preprocessing come from the entries: a new MLPerf model needs no edit here."""
+    import dataclasses
+
+    from zoo import registry
+    from zoo.errors import ArgumentError
+    from zoo.eval.imagenet_models import classifier_models, mlperf_models
+    from zoo.eval.preprocess import preprocess_image
+
+    assert set(mlperf_models()) == {"mobilenet_v1", "resnet50"} <= set(classifier_models())
+    with pytest.raises(ArgumentError, match=r"'flownet2_sd' is not an MLPerf ImageNet model; those are: "
+                                            r"mobilenet_v1, resnet50"):
+        preprocess_image(tmp_path / "x.JPEG", "flownet2_sd")
+
+    entry = registry.MODELS["mobilenet_v1"]
+    twin = dataclasses.replace(entry, name="twin_net", mlperf=dataclasses.replace(entry.mlperf, dataset="twin_set"))
+    monkeypatch.setitem(registry.MODELS, "twin_net", twin)
+    assert "twin_net" in mlperf_models()
+    images, val_map = image_set
+    result = preprocess_images("twin_net", images, val_map, tmp_path, limit=1, progress=False)
+    assert result.out_dir == tmp_path / "preprocessed" / "twin_set" / "NHWC"
+    first = read_val_map(val_map)[0].image
+    assert (result.out_dir / f"{first}.npy").read_bytes() == mlperf_npy_bytes("mobilenet_v1", images / first, "NHWC")
+    script = load_script("preprocess_imagenet")
+    with pytest.raises(SystemExit):
+        script.main(["flownet2_sd", "--images", str(images), "--val-map", str(val_map), "--out", str(tmp_path)])
+
+
+def test_verify_flow_takes_the_registered_flow_model():
+    from zoo.errors import ArgumentError
+    from zoo.eval.flow_eval import flow_entry, flow_models
+
+    assert flow_models() == ["flownet2_sd"] and flow_entry().name == "flownet2_sd"
+    with pytest.raises(ArgumentError, match="'resnet50' is not a registered optical-flow model"):
+        flow_entry("resnet50")

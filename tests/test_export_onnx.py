@@ -21,7 +21,6 @@ require_module("onnxscript")
 ort = require_module("onnxruntime")
 
 from zoo.export import (  # noqa: E402
-    INPUT_NAMES,
     MIN_OPSET,
     example_input,
     export_model,
@@ -114,7 +113,7 @@ def test_export_cli_check(converted, tmp_path, capsys):
     assert code == 0, printed
     assert out.is_file() and "opset 18" in printed and ": ok" in printed
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].name == INPUT_NAMES["flownet2_sd"]
+    assert session.get_inputs()[0].name == "frames" and session.get_outputs()[0].name == "flow"
     assert session.get_inputs()[0].shape == [1, 3, 2, 128, 128]
 
 
@@ -124,6 +123,26 @@ def test_export_rejects_low_opset_and_bad_size(tmp_path):
 
     with pytest.raises(ValueError, match="opset"):
         export_onnx(torch.nn.Identity(), torch.zeros(1), tmp_path / "x.onnx", opset=16)
-    with pytest.raises(InputShapeError, match="multiples of 64"):
+    with pytest.raises(InputShapeError, match="flownet2_sd: .*multiples of 64, got 100x128"):
         example_input("flownet2_sd", 1, (100, 128))
+    with pytest.raises(InputShapeError, match="resnet50: .*>= 32, got 16x16"):
+        export_model("resnet50", None, tmp_path / "r.onnx", size=(16, 16))
     assert not list(tmp_path.iterdir())
+
+
+# The graphs' names (what ONNX Runtime users feed and read) and the default export sizes.
+ONNX_NAMES = {"mobilenet_v1": ("input", "logits", (224, 224)), "resnet50": ("input_tensor", "logits", (224, 224)),
+              "flownet2_sd": ("frames", "flow", (384, 512))}
+
+
+@pytest.mark.parametrize("model", sorted(ONNX_NAMES))
+def test_example_input_has_the_models_layout_range_and_default_size(model):
+    x = example_input(model, 2, seed=5)
+    height, width = ONNX_NAMES[model][2]
+    entry = get_model_entry(model)
+    expected = (2, 3, 2, height, width) if model == "flownet2_sd" else (2, 3, height, width)
+    assert tuple(x.shape) == expected and x.dtype == torch.float32
+    low, high = entry.input.value_range
+    assert low <= float(x.min()) < float(x.max()) <= high
+    assert torch.equal(x, example_input(model, 2, seed=5)) and not torch.equal(x, example_input(model, 2, seed=6))
+    assert (entry.onnx.input, entry.onnx.output) == ONNX_NAMES[model][:2]

@@ -2,16 +2,18 @@
 
 The reference, zoo.standins.flownet2_sd.nvidia_forward, is written directly
 from NVIDIA's FlowNet2SD facts with torch.nn.functional calls on the
-checkpoint's own state_dict; it shares no code with the port. Inputs are real image pairs: skimage's stereo_motorcycle, and,
-where ../shared is present, MPI-Sintel (436x1024 cropped to 384x1024, as
-NVIDIA's loader does) and FlyingChairs (384x512). Tolerance: max |flow diff|
-<= 1e-3 px (flows are O(10) px), eval output and the five training outputs.
+checkpoint's own state_dict; it shares no code with the port. Inputs are real
+image pairs: skimage's stereo_motorcycle, and, where ../shared is present,
+MPI-Sintel (436x1024 cropped to 384x1024, as NVIDIA's loader does) and
+FlyingChairs (384x512). The bar is the registry entry's tolerance (absolute,
+in pixels; flows are O(10) px), on the eval output and the five training
+outputs. The tests every model shares (parity on the demo pair and random
+frames, the converter's metadata, determinism and script, truncated files)
+are in tests/test_models.py.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +22,16 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from parity import ROOT, require_shared
+from parity import assert_convert_fails, assert_matches_reference, require_shared
 from zoo.errors import FormatError, InputShapeError, TensorShapeError
 from zoo.standins.flownet2_sd import nvidia_forward
 
-FLOW_TOL = 1e-3
+MODEL = "flownet2_sd"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(standins) -> Path:
-    return standins.flownet2_sd_checkpoint()
+    return standins.source(MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def state(checkpoint) -> dict:
 
 @pytest.fixture(scope="module")
 def converted(checkpoint, standins) -> Path:
-    return standins.converted("flownet2_sd")
+    return standins.converted(MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +60,14 @@ def _frames(pairs: list[tuple[np.ndarray, np.ndarray]]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(stacked.transpose(0, 4, 1, 2, 3)))
 
 
-def _assert_flow_close(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
-    assert ours.shape == ref.shape, f"{what}: {ours.shape} vs {ref.shape}"
-    diff = float(np.abs(ours - ref).max())
-    assert diff <= FLOW_TOL, f"{what}: max |flow diff| {diff:.3g} px > {FLOW_TOL}"
-
-
 def _check_pairs(state, torch_model, keras_model, frames: torch.Tensor, what: str) -> None:
     with torch.no_grad():
         ref = nvidia_forward(state, frames).numpy()
         ours = torch_model(frames).numpy()
     assert 1.0 < float(np.abs(ref).max()) < 200, "stand-in flows should be of realistic scale (pixels)"
-    _assert_flow_close(ours, ref, f"torch {what}")
+    assert_matches_reference(MODEL, ours, ref, f"torch {what}")
     keras_out = np.asarray(keras_model.predict(frames.numpy().transpose(0, 2, 3, 4, 1), batch_size=2, verbose=0))
-    _assert_flow_close(keras_out.transpose(0, 3, 1, 2), ref, f"keras {what}")
+    assert_matches_reference(MODEL, keras_out.transpose(0, 3, 1, 2), ref, f"keras {what}")
 
 
 def _motorcycle() -> tuple[np.ndarray, np.ndarray]:
@@ -79,10 +75,6 @@ def _motorcycle() -> tuple[np.ndarray, np.ndarray]:
     left, right, _ = skimage_data.stereo_motorcycle()
     # 500x741 -> a 384x640 crop (multiples of 64).
     return left[58:442, 50:690], right[58:442, 50:690]
-
-
-def test_ports_match_reference_on_stereo_motorcycle(state, torch_model, keras_model):
-    _check_pairs(state, torch_model, keras_model, _frames([_motorcycle()]), "stereo_motorcycle")
 
 
 def test_training_outputs_match_reference(state, converted):
@@ -93,8 +85,8 @@ def test_training_outputs_match_reference(state, converted):
         ref = nvidia_forward(state, frames, training=True)
     assert len(ours) == 5
     for level, (a, b) in zip((2, 3, 4, 5, 6), zip(ours, ref)):
-        # Unscaled (flow / 20): the same 1e-3 px bound is 20x stricter here.
-        _assert_flow_close(a.numpy(), b.numpy(), f"flow{level}")
+        # Unscaled (flow / 20): the same absolute bound is 20x stricter here.
+        assert_matches_reference(MODEL, a.numpy(), b.numpy(), f"flow{level}")
 
 
 def test_sintel_and_chairs_pairs(state, torch_model, keras_model):
@@ -137,21 +129,7 @@ def test_sizes_must_be_multiples_of_64_and_estimate_flow_handles_any(torch_model
         flow = nvidia_forward(torch_model.state_dict(), resized.reshape(1, 3, 2, 384, 640))
         flow = F.interpolate(flow, size=(377, 601), mode="bilinear", align_corners=False)
         ref = flow * torch.tensor([601 / 640, 377 / 384]).reshape(1, 2, 1, 1)
-    _assert_flow_close(ours.numpy(), ref.numpy(), "estimate_flow 377x601")
-
-
-def test_convert_script_and_metadata(checkpoint, tmp_path):
-    import hashlib
-
-    from safetensors import safe_open
-
-    out = tmp_path / "cli.safetensors"
-    command = [sys.executable, str(ROOT / "scripts" / "convert.py"), "flownet2_sd", "--source", str(checkpoint)]
-    result = subprocess.run(command + ["--out", str(out)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    with safe_open(str(out), "np") as f:
-        assert f.metadata()["source_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
-        assert len(f.keys()) == 60
+    assert_matches_reference(MODEL, ours.numpy(), ref.numpy(), "estimate_flow 377x601")
 
 
 class Payload:
@@ -161,19 +139,11 @@ class Payload:
         return (print, ("unpickled!",))
 
 
-def _convert_fails(source: Path, out: Path, error, match: str) -> None:
-    from zoo.convert.flownet2_sd import convert
-
-    with pytest.raises(error, match=match):
-        convert(source, out)
-    assert not out.exists()
-
-
 def test_checkpoint_with_pickled_object_is_refused(tmp_path, capsys):
     from zoo.standins.flownet2_sd import write_checkpoint
 
     evil = write_checkpoint(tmp_path / "evil.pth.tar", extra={"arch": Payload()})
-    _convert_fails(evil, tmp_path / "out.safetensors", FormatError, "refusing to load")
+    assert_convert_fails(MODEL, evil, tmp_path / "out.safetensors", FormatError, "refusing to load")
     assert "unpickled!" not in capsys.readouterr().out
 
 
@@ -181,20 +151,18 @@ def test_bad_checkpoints(tmp_path, state):
     bad_state = dict(state)
     del bad_state["inter_conv3.0.bias"]
     torch.save({"epoch": 0, "state_dict": bad_state}, tmp_path / "missing.pth.tar")
-    _convert_fails(tmp_path / "missing.pth.tar", tmp_path / "o.safetensors", FormatError, "missing tensor.*inter_conv3.0.bias")
+    assert_convert_fails(MODEL, tmp_path / "missing.pth.tar", tmp_path / "o.safetensors", FormatError, "missing tensor.*inter_conv3.0.bias")
     bad_state = dict(state)
     bad_state["deconv4.0.weight"] = torch.zeros(1026, 128, 4, 4)
     torch.save({"epoch": 0, "state_dict": bad_state}, tmp_path / "shape.pth.tar")
-    _convert_fails(tmp_path / "shape.pth.tar", tmp_path / "o.safetensors", TensorShapeError, r"deconv4.0.weight has shape \(1026, 128, 4, 4\)")
-    (tmp_path / "trunc.pth.tar").write_bytes((tmp_path / "shape.pth.tar").read_bytes()[:1000])
-    _convert_fails(tmp_path / "trunc.pth.tar", tmp_path / "o.safetensors", FormatError, "trunc.pth.tar")
+    assert_convert_fails(MODEL, tmp_path / "shape.pth.tar", tmp_path / "o.safetensors", TensorShapeError, r"deconv4.0.weight has shape \(1026, 128, 4, 4\)")
     torch.save([1, 2], tmp_path / "list.pth.tar")
-    _convert_fails(tmp_path / "list.pth.tar", tmp_path / "o.safetensors", FormatError, "state_dict")
+    assert_convert_fails(MODEL, tmp_path / "list.pth.tar", tmp_path / "o.safetensors", FormatError, "state_dict")
 
 
 def test_registry_entry():
-    entry = zoo.get_model_entry("flownet2_sd")
-    assert entry.reference_metric.get("epe") is None
+    assert MODEL in zoo.list_models()
+    assert zoo.get_model_entry(MODEL).reference_metric.get("epe") is None
 
 
 def test_caffe_weights_convert_to_the_same_model(checkpoint, converted, state, tmp_path):
@@ -219,7 +187,7 @@ def test_caffe_weights_convert_to_the_same_model(checkpoint, converted, state, t
     with torch.no_grad():
         ours = zoo.flownet2_sd(weights=tmp_path / "caffe.safetensors")(frames)
         caffe = nvidia_forward(caffe_state, frames.flip(1))
-    _assert_flow_close(ours.numpy(), caffe.numpy(), "Caffe BGR vs converted RGB")
+    assert_matches_reference(MODEL, ours.numpy(), caffe.numpy(), "Caffe BGR vs converted RGB")
 
 
 def test_caffe_file_missing_a_blob(tmp_path):
@@ -230,4 +198,4 @@ def test_caffe_file_missing_a_blob(tmp_path):
     h5_path = write_caffe_h5(tmp_path / "w.caffemodel.h5", seed=0)
     with h5py.File(h5_path, "a") as h5:
         del h5["data/Convolution3/1"]
-    _convert_fails(h5_path, tmp_path / "o.safetensors", FormatError, "Convolution3 lacks blob 1")
+    assert_convert_fails(MODEL, h5_path, tmp_path / "o.safetensors", FormatError, "Convolution3 lacks blob 1")

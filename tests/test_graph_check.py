@@ -19,6 +19,81 @@ import pytest
 from parity import require_shared
 from zoo.errors import FormatError
 
+# --- the expectations, from zoo.specs, are what the PyTorch ports compute ----------------------
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _port_padding(module):
+    """The zero padding a PyTorch convolution applies: fixed per axis, or "SAME" (Conv2dSame, size-dependent)."""
+    from zoo.layers.conv2d_same import Conv2dSame
+
+    assert module.padding_mode == "zeros"
+    if isinstance(module, Conv2dSame):
+        if not module.static_same_pad:
+            return "SAME"
+        top, left = _pair(module.padding)
+        pads = [[top, top], [left, left]]
+        if module._fixed_pad is not None:  # (left, right, top, bottom), applied before the convolution
+            l, r, t, b = module._fixed_pad
+            pads = [[pads[0][0] + t, pads[0][1] + b], [pads[1][0] + l, pads[1][1] + r]]
+        return tuple(map(tuple, pads))
+    top, left = _pair(module.padding)
+    return ((top, top), (left, left))
+
+
+def _read_port(model: str, name_map):
+    """Every convolution, batch norm and windowed pool module of the PyTorch port, paired with upstream names."""
+    import torch
+    from torch import nn
+    from zoo.convert.graph_check import BatchNormExpect, ConvExpect, PoolExpect
+    from zoo.layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
+    from zoo.registry import get_model_entry
+
+    with torch.device("meta"):
+        port = get_model_entry(model).builder("torch")()
+    convs, bns, pools = set(), set(), []
+    for name, module in port.named_modules():
+        if isinstance(module, nn.Conv2d):
+            assert module.groups in (1, module.in_channels), f"{name}: a grouped convolution has no TF op"
+            op = "Conv2D" if module.groups == 1 else "DepthwiseConv2dNative"
+            convs.add(ConvExpect(name, name_map[f"{name}.weight"][0], op, _pair(module.stride),
+                                 _pair(module.dilation), _port_padding(module)))
+        elif isinstance(module, nn.BatchNorm2d):
+            bns.add(BatchNormExpect(name, name_map[f"{name}.weight"][0], name_map[f"{name}.running_var"][0],
+                                    float(module.eps)))
+        elif isinstance(module, (MaxPool2dSame, AvgPool2dSame)):
+            op = "MaxPool" if isinstance(module, MaxPool2dSame) else "AvgPool"
+            pools.append(PoolExpect(name, op, _pair(module.kernel_size), _pair(module.stride), "SAME"))
+        else:
+            assert not isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)), f"{name}: a pool the check does not read"
+    return convs, bns, pools
+
+
+def _graph_checked_models() -> list[str]:
+    from zoo.registry import MODELS
+
+    return [name for name, entry in MODELS.items() if entry.graph_expectations is not None]
+
+
+@pytest.mark.parametrize("model", _graph_checked_models())
+def test_expectations_from_specs_are_what_the_port_computes(model):
+    """Each model's graph expectations (from zoo.specs) equal what its PyTorch modules compute, exactly."""
+    from zoo.convert.graph_check import expectations_for
+    from zoo.registry import name_table
+
+    name_map = {spec.torch: (spec.upstream, spec.layout) for spec in name_table(model)}
+    expected = expectations_for(model, name_map)
+    convs, bns, pools = _read_port(model, name_map)
+    assert set(expected.convs) == convs and len(expected.convs) == len(convs)
+    assert set(expected.batch_norms) == bns and len(expected.batch_norms) == len(bns)
+    # Windowed pools are modules of the port, in order; a global mean is computed in forward.
+    assert [p for p in expected.pools if p.op != "global mean"] == pools
+    assert all(p.total_stride > 1 for p in expected.pools if p.op == "global mean")
+
+
 # --- fixtures: each stand-in graph built once -------------------------------------
 
 
@@ -308,16 +383,16 @@ def test_real_mobilenet_eval_graph_passes(tf):
     """The real upstream eval graph (variables, not Consts) has the ops the port computes."""
     from google.protobuf import text_format
 
-    from zoo.convert.graph_check import check_graph, mobilenet_v1_expectations
-    from zoo.convert.mobilenet_v1 import name_map
+    from zoo.convert.graph_check import check_graph
+    from zoo.convert.mobilenet_v1 import graph_expectations, name_map
     from zoo.convert.tf_graph import parse_graph_def
 
     path = require_shared() / "upstream" / "mobilenet_v1_1.0_224" / "mobilenet_v1_1.0_224_eval.pbtxt"
     graph = text_format.Parse(path.read_text(), tf.compat.v1.GraphDef())
     nodes = parse_graph_def(graph.SerializeToString(), str(path))
-    summary = check_graph(nodes, mobilenet_v1_expectations(name_map()), path)
+    summary = check_graph(nodes, graph_expectations(name_map()), path)
     assert summary == {"graph_checked": "28 convolutions, 27 batch norms, 1 pooling ops", "bn_epsilon": "0.001"}
     # And an edit of the real graph is caught the same way.
     _node(graph, "MobilenetV1/MobilenetV1/Conv2d_4_depthwise/depthwise").attr["strides"].CopyFrom(_ints(tf, [1, 1, 1, 1]))
     with pytest.raises(FormatError, match=r"Conv2d_4_depthwise/depthwise .*strides expected \[1, 2, 2, 1\]"):
-        check_graph(parse_graph_def(graph.SerializeToString()), mobilenet_v1_expectations(name_map()), path)
+        check_graph(parse_graph_def(graph.SerializeToString()), graph_expectations(name_map()), path)

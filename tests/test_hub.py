@@ -669,7 +669,7 @@ def test_cache_location_and_offline_switch(tmp_path, monkeypatch):
         assert hub.is_offline() is offline, value
 
 
-# --- every download ends; nothing unverified is trusted (issue 13) ------------------------------
+# --- every download ends; nothing unverified is trusted -----------------------------------------
 
 
 def drip(data: bytes, interval_s: float, content_length: bool = True) -> Handler:
@@ -880,8 +880,6 @@ def test_rewrite_within_the_same_clock_tick_as_the_stamp_is_still_caught(server,
 
 
 def test_disk_full_while_converting_names_the_folder_and_leaves_nothing(tmp_path, monkeypatch):
-    import zoo.registry
-
     def convert(source, out) -> None:
         Path(out).write_bytes(b"half a file")
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -894,7 +892,7 @@ def test_disk_full_while_converting_names_the_folder_and_leaves_nothing(tmp_path
     manifest = write_manifest(tmp_path / "m.json", "resnet50.mlperf", {
         "file": "resnet50_v1.pb", "urls": ["http://127.0.0.1:9/x"], "size": None, "md5": "0" * 32})
     entry = hub.load_manifest(manifest).entry("resnet50", "mlperf")
-    monkeypatch.setattr(zoo.registry, "get_model_entry", lambda name: Entry())
+    monkeypatch.setattr(hub, "get_model_entry", lambda name: Entry())
     out = tmp_path / "weights"
     with pytest.raises(hub.DiskFullError, match=str(out)):
         hub.convert_upstream(entry, tmp_path / "src.pb", out)

@@ -1,14 +1,16 @@
 """hubconf.py: torch.hub's entry points build the registry's PyTorch models with the file's weights.
 
-The entry points only delegate to zoo's builders (whose parity with upstream
-the model tests check), so these tests check the plumbing: torch.hub finds
-exactly the builders, each loads a converted stand-in into the same model the
-builder makes, its docstring is what torch.hub.help shows, and a plain copy of
-the checkout works through torch.hub without zoo being installed from it.
+The entry points are zoo's builders (whose parity with upstream the model
+tests check), so these tests check the plumbing: torch.hub finds exactly the
+builders, under each model's name and the builder's own, models registered
+before the call included; each loads a converted stand-in into the same model
+the builder makes, its docstring is what torch.hub.help shows, and a plain
+copy of the checkout works through torch.hub without zoo being installed from it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -22,10 +24,11 @@ from safetensors.torch import load_file
 
 import zoo
 from parity import ROOT
-from zoo.registry import MODELS
+from zoo.registry import MODELS, register_model, unregister_model
 
-# Entry point name -> registry name: the registry's PyTorch builder functions.
-ENTRY_POINTS = {entry.torch_builder.partition(":")[2]: name for name, entry in MODELS.items()}
+# Entry point name -> registry name: each model's PyTorch builder, under the model's name and the builder's own.
+ENTRY_POINTS = {point: name for name, entry in MODELS.items()
+                for point in (name, entry.torch_builder.partition(":")[2])}
 
 # Small inputs keep the file fast: the classifiers take any size >= 32, FlowNet2-SD multiples of 64.
 INPUT_SHAPES = {"mobilenet_v1": (2, 3, 64, 64), "resnet50": (2, 3, 64, 64), "flownet2_sd": (1, 3, 2, 64, 64)}
@@ -40,10 +43,27 @@ def hub_sees_this_checkout(monkeypatch):
 
 
 def test_entry_points_cover_the_registry():
-    assert sorted(ENTRY_POINTS.values()) == zoo.list_models()
+    assert sorted(set(ENTRY_POINTS.values())) == zoo.list_models()
+    assert {"resnet50", "resnet50_tf_compat", "flownet2_sd"} <= set(ENTRY_POINTS)
 
 
-@pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
+def _import_hubconf():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("hubconf_under_test", ROOT / "hubconf.py")
+    hubconf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hubconf)
+    return hubconf
+
+
+def test_entry_points_are_the_builders_themselves():
+    hubconf = _import_hubconf()
+    for entry_point, name in ENTRY_POINTS.items():
+        assert getattr(hubconf, entry_point) is zoo.get_model_entry(name).builder("torch"), entry_point
+
+
+# One entry point per model: the other name is the same function (test_entry_points_are_the_builders_themselves).
+@pytest.mark.parametrize("entry_point", zoo.list_models())
 def test_load_builds_the_builders_model_with_the_files_weights(entry_point, standins, request):
     name = ENTRY_POINTS[entry_point]
     if name in TF_WRITTEN_STANDINS:
@@ -77,6 +97,24 @@ def test_list_is_exactly_the_builders(hub_sees_this_checkout):
     assert sorted(torch.hub.list("owner/zoo")) == sorted(ENTRY_POINTS)
 
 
+def tiny_classifier(weights=None, **kwargs):
+    """A model registered at run time (stands for one defined outside zoo)."""
+    return torch.nn.Identity()
+
+
+def test_list_sees_a_model_registered_at_run_time(hub_sees_this_checkout):
+    entry = dataclasses.replace(MODELS["mobilenet_v1"], name="tiny_hub_model", torch_builder=tiny_classifier)
+    register_model(entry)
+    try:
+        listed = torch.hub.list("owner/zoo")
+        model = torch.hub.load(str(ROOT), "tiny_hub_model", source="local")
+    finally:
+        unregister_model("tiny_hub_model")
+    assert {"tiny_hub_model", "tiny_classifier"} <= set(listed)
+    assert isinstance(model, torch.nn.Identity)
+    assert "tiny_hub_model" not in torch.hub.list("owner/zoo")
+
+
 @pytest.mark.parametrize("entry_point", sorted(ENTRY_POINTS))
 def test_help_describes_input_and_weights(entry_point, hub_sees_this_checkout):
     doc = torch.hub.help("owner/zoo", entry_point)
@@ -92,13 +130,9 @@ def test_help_describes_input_and_weights(entry_point, hub_sees_this_checkout):
 
 
 def test_dependencies_are_pyprojects_runtime_dependencies():
-    import importlib.util
-
     # tomllib is Python >= 3.11; the project supports 3.10, where this check is not needed to pass CI.
     tomllib = pytest.importorskip("tomllib")
-    spec = importlib.util.spec_from_file_location("hubconf_under_test", ROOT / "hubconf.py")
-    hubconf = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hubconf)
+    hubconf = _import_hubconf()
     with open(ROOT / "pyproject.toml", "rb") as file:
         requirements = tomllib.load(file)["project"]["dependencies"]
     # "torch>=2.1" -> "torch": the distribution names here are also the import names.

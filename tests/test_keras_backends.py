@@ -2,12 +2,10 @@
 
 Keras fixes its backend when first imported, so each backend runs in its own
 process (tests/keras_backend_worker.py) with ``import tensorflow`` made to
-fail. The references are computed here, independently of zoo.keras: TF runs
-the stand-in upstream frozen graphs (MobileNet-v1's release member,
-``resnet50_v1.pb``), and NVIDIA's FlowNet2SD forward restated on the
-checkpoint's state_dict (zoo.standins.flownet2_sd.nvidia_forward) gives the
-flow. Tolerances (in the worker): logits max |diff| <= 1e-4 (relative beyond
-logits of 10); flow max |diff| <= 1e-4 times max(1, max |flow|).
+fail. The references are computed here, independently of zoo.keras, by each
+model's stand-in (``reference_forward``: TF running the upstream frozen graph,
+or NVIDIA's forward restated) on the stand-in upstream file. The bar (in the
+worker) is each registry entry's tolerance, with the same top-1 for a classifier.
 """
 
 from __future__ import annotations
@@ -28,34 +26,14 @@ WORKER = Path(__file__).with_name("keras_backend_worker.py")
 
 @pytest.fixture(scope="module")
 def cases(tf, keras, standins, tmp_path_factory) -> Path:
-    """inputs, references and weights paths for the three models, in one .npz."""
-    import torch
+    """The model names and, per model, a random valid input, the upstream reference on it and the weights' path."""
+    from zoo.registry import get_model_entry, list_models
 
-    from zoo.standins import mobilenet_v1, resnet50
-    from zoo.standins.flownet2_sd import nvidia_forward
-
-    rng = np.random.default_rng(7)
-    arrays = {}
-    # MobileNet-v1: the release's frozen graph, NHWC in [-1, 1].
-    graph = tf.compat.v1.GraphDef()
-    graph.ParseFromString(standins.mobilenet_frozen_pb().read_bytes())
-    x = rng.uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
-    arrays["mobilenet_v1"] = (x, mobilenet_v1.run_graph(graph, x))
-    # ResNet-50: resnet50_v1.pb, MLPerf pre_process_vgg range.
-    graph = tf.compat.v1.GraphDef()
-    graph.ParseFromString(standins.resnet50_pb().read_bytes())
-    x = rng.uniform(-124, 152, (1, 224, 224, 3)).astype(np.float32)
-    arrays["resnet50"] = (x, resnet50.run_graph(graph, x))
-    # FlowNet2-SD: one 64x128 pair, a shifted random texture so the flow is not trivial.
-    state = torch.load(standins.flownet2_sd_checkpoint(), map_location="cpu", weights_only=True)["state_dict"]
-    texture = rng.uniform(0, 255, (72, 136, 3)).astype(np.float32)
-    frames = np.stack([texture[:64, :128], texture[5:69, 3:131]])[None]  # (1, 2, 64, 128, 3)
-    with torch.no_grad():
-        flow = nvidia_forward(state, torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 4, 1, 2, 3))))
-    arrays["flownet2_sd"] = (frames, flow.numpy().transpose(0, 2, 3, 1))
-
-    out = {}
-    for model, (x, ref) in arrays.items():
+    out = {"models": np.array(list_models())}
+    for model in list_models():
+        entry = get_model_entry(model)
+        x = entry.input.example(2, seed=7, framework="keras")
+        ref = entry.load("standin").reference_forward(standins.source(model), x)
         assert np.isfinite(ref).all() and float(np.abs(ref).max()) > 0.1, f"{model}: degenerate reference"
         out[f"{model}_input"], out[f"{model}_reference"] = x, ref
         out[f"{model}_weights"] = np.array(str(standins.converted(model)))

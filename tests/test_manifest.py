@@ -78,7 +78,9 @@ def test_manifest_entries_read_descriptive_facts_from_the_registry(monkeypatch):
 
     from zoo import registry
 
-    changed = dataclasses.replace(registry.MODELS["resnet50"], label_offset=7, preprocessing="x:y")
+    original = registry.MODELS["resnet50"]
+    changed = dataclasses.replace(original, output=dataclasses.replace(original.output, label_offset=7),
+                                  preprocessing="x:y")
     monkeypatch.setitem(registry.MODELS, "resnet50", changed)
     entry = load_manifest(PUBLISHED_RECORD).entry("resnet50", "mlperf")
     assert (entry.label_offset, entry.preprocessing) == (7, "x:y")
@@ -196,7 +198,7 @@ GOOD_CONVERTED = {"file": None, "urls": [], "size": None, "sha256": None}
         ({"resnet50": {"converted": GOOD_CONVERTED}}, "'<model>.<tag>'"),
         ({"vgg16.imagenet": {"converted": GOOD_CONVERTED}}, "unknown model 'vgg16'"),
         ({"resnet50.imagenet": {"converted": GOOD_CONVERTED}}, "no weights tag 'imagenet'"),
-        ({"resnet50.mlperf": {"converted": GOOD_CONVERTED, "label_offset": -1}}, "'label_offset'.*zoo/registry.py"),
+        ({"resnet50.mlperf": {"converted": GOOD_CONVERTED, "label_offset": -1}}, "'label_offset'.*zoo/registry/entries.py"),
     ],
 )
 def test_malformed_records_are_refused_naming_file_and_entry(tmp_path, weights, message):
@@ -233,7 +235,7 @@ def test_saving_the_package_record_regenerates_the_index(tmp_path, monkeypatch):
     assert f"resnet50-mlperf-{digest[:8]}.safetensors" in text and "https://example.org/w/r.safetensors" in text
     assert text.count("not published yet") == 2  # the other two tags
     # The package record refuses upstream facts: they belong in the registry.
-    with pytest.raises(ManifestError, match="zoo/registry.py"):
+    with pytest.raises(ManifestError, match="zoo/registry/entries.py"):
         save_manifest(record({"resnet50.mlperf": {"upstream": upstream_json()}}), package)
     other = tmp_path / "other.json"
     assert save_manifest(data, other) == [other]
@@ -278,5 +280,5 @@ def test_fetch_upstream_record_for_a_package_tag_prints_what_to_pin_in_the_regis
     assert script.main(["flownet2_sd", "--record", "--dest", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"sha256='{hashlib.sha256(data).hexdigest()}'" in out and f"size={len(data)}" in out
-    assert "zoo/registry.py" in out
+    assert "zoo/registry/entries.py" in out
     assert PUBLISHED_RECORD.read_bytes() == before

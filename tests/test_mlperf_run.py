@@ -18,7 +18,10 @@ import pytest
 from parity import load_script, require_module
 from test_eval_imagenet import FAST_LINE, sabotage_fast_form
 from zoo.cli import run_cli
-from zoo.eval.imagenet import ArrayDataset, ValEntry, arrays_dir, preprocess_images, read_val_map, write_val_map
+from zoo.eval.arrays import arrays_dir
+from zoo.eval.datasets import ArrayDataset
+from zoo.eval.preprocess import preprocess_images
+from zoo.eval.val_map import ValEntry, read_val_map, write_val_map
 
 LIMIT = 24  # images of image_set used (../shared has 115; MobileNet in torch here: ~0.07 s an image)
 
@@ -141,7 +144,7 @@ def test_wrong_label_offset_reads_zero(script, mobilenet, capsys, monkeypatch, t
     from zoo import registry
 
     entry = registry.MODELS["mobilenet_v1"]
-    monkeypatch.setitem(registry.MODELS, "mobilenet_v1", dataclasses.replace(entry, label_offset=0))
+    monkeypatch.setitem(registry.MODELS, "mobilenet_v1", dataclasses.replace(entry, output=dataclasses.replace(entry.output, label_offset=0)))
     out = tmp_path / "out"
     n = _count(mobilenet)
     text = _run(script, capsys, _argv(mobilenet, "mobilenet_v1", "Offline", "accuracy", out, "--count", n))

@@ -2,7 +2,7 @@
 
 The snippets use ``weights="mlperf"`` / ``weights="nvidia"``. Here they run offline
 on stand-in weights: the ``standin_weights_env`` fixture places the session's
-stand-ins of the three upstream files (conftest's ``standins``) in
+stand-ins of every registered model's upstream file (conftest's ``standins``) in
 ``$ZOO_HOME/upstream`` and points the hub at a weights
 record (``ZOO_MANIFEST``) whose upstream checksums are the stand-ins', with
 ``ZOO_OFFLINE=1``, so the README's code takes the same route a user's first call
@@ -122,14 +122,16 @@ def standin_weights_env(tmp_path_factory, tf, standins) -> dict[str, str]:
     if that mechanism changes.
     """
     from zoo.manifest import SCHEMA_VERSION, load_manifest
+    from zoo.registry import get_model_entry, list_models
 
     root = tmp_path_factory.mktemp("readme")
     home = root / "zoo-home"
     (home / "upstream").mkdir(parents=True)
     registered = load_manifest()
     weights = {}
-    for key in ("mobilenet_v1.mlperf", "resnet50.mlperf", "flownet2_sd.nvidia"):
-        model, tag = key.split(".")
+    for model in list_models():
+        tag = get_model_entry(model).tags[0]  # the default tag, the one the stand-in stands in for
+        key = f"{model}.{tag}"
         upstream = registered.entry(model, tag).upstream
         # The session's stand-in (conftest.StandIns), placed where a user copies the release for offline use.
         path = home / "upstream" / upstream.file
@@ -178,7 +180,8 @@ def test_readme_python_blocks_run(standin_weights_env, tmp_path):
     # The snippets took the offline route: stand-ins converted into the cache, the flow PNG written.
     home = Path(standin_weights_env["ZOO_HOME"])
     converted = sorted(p.name.split("-")[0] for p in (home / "weights").glob("*.safetensors"))
-    assert converted == ["flownet2_sd", "mobilenet_v1", "resnet50"], converted
+    created = sorted(set(re.findall(r'create_model\("(\w+)"', text)))
+    assert created and converted == created, (converted, created)
     assert (tmp_path / "motorcycle_flow.png").stat().st_size > 0
     assert "top-5" in result.stdout and "flow field: (1, 2, 500, 741)" in result.stdout
     assert "Keras and PyTorch agree on top-1: True" in result.stdout

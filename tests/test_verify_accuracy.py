@@ -22,7 +22,10 @@ import pytest
 
 from parity import ROOT, load_script, shared_dir
 from test_eval_imagenet import FAST_LINE, sabotage_fast_form
-from zoo.eval.imagenet import ArrayDataset, ValEntry, arrays_dir, preprocess_images, read_val_map, write_val_map
+from zoo.eval.arrays import arrays_dir
+from zoo.eval.datasets import ArrayDataset
+from zoo.eval.preprocess import preprocess_images
+from zoo.eval.val_map import ValEntry, read_val_map, write_val_map
 
 LIMIT_TRUE = 40  # images for the true-label and torchrun runs (MobileNet in torch: ~0.15 s an image here)
 LIMIT_RESNET = 8
@@ -157,7 +160,7 @@ def test_broken_label_offset_is_caught(script, mobilenet, capsys, monkeypatch, t
     from zoo import registry
 
     entry = registry.MODELS["mobilenet_v1"]
-    monkeypatch.setitem(registry.MODELS, "mobilenet_v1", dataclasses.replace(entry, label_offset=0))
+    monkeypatch.setitem(registry.MODELS, "mobilenet_v1", dataclasses.replace(entry, output=dataclasses.replace(entry.output, label_offset=0)))
     report, _ = _run(script, capsys, "mobilenet_v1", "--weights", mobilenet["weights"], "--arrays", mobilenet["cache"],
                      "--val-map", mobilenet["teacher"], "--limit", 8, "--report", tmp_path / "r.json", "--plain")
     assert report["top1"]["correct"] == 0

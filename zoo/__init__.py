@@ -5,7 +5,8 @@ PyTorch definitions live here and import without TensorFlow; the Keras side is
 framework="torch")`` builds any of ``zoo.list_models()`` in either framework;
 the registry names are also the builders (``zoo.resnet50``, ``zoo.keras.resnet50``).
 ``zoo.fast_inference_model(model)`` is a port's fast inference form (batch norm
-folded, compiled and frozen; :mod:`zoo.fast`).
+folded, compiled and frozen; :mod:`zoo.fast`). ``zoo.register_model(entry)``
+adds a model defined outside zoo (``docs/adding-a-model.md``).
 """
 
 from __future__ import annotations
@@ -23,18 +24,7 @@ from .errors import (
     ZooError,
 )
 from .factory import create_model
-from .registry import get_model_entry, list_models
-
-# The PyTorch builders (attribute -> module, function), imported on first use so
-# that `import zoo.keras` imports neither zoo.models nor torch. The registry
-# names are builders too: zoo.mobilenet_v1 is what create_model("mobilenet_v1") calls.
-_TORCH_BUILDERS = {
-    "flownet2_sd": (".models.flownet2_sd", "flownet2_sd"),
-    "mobilenet_v1_tf_compat": (".models.mobilenet_v1", "mobilenet_v1_tf_compat"),
-    "mobilenet_v1": (".models.mobilenet_v1", "mobilenet_v1_tf_compat"),
-    "resnet50_tf_compat": (".models.resnet50", "resnet50_tf_compat"),
-    "resnet50": (".models.resnet50", "resnet50_tf_compat"),
-}
+from .registry import get_model_entry, list_models, register_model, unregister_model
 
 # The fast form (zoo.fast), imported on first use: it imports torch._inductor's config lazily too.
 _FAST = {
@@ -44,7 +34,8 @@ _FAST = {
 
 __version__ = "0.1.0"
 
-__all__ = [
+# The names defined here; the registry adds its models' builders (_builder_names).
+_PUBLIC = [
     "FastInferenceModel",
     "FormatError",
     "InputShapeError",
@@ -56,22 +47,38 @@ __all__ = [
     "__version__",
     "create_model",
     "fast_inference_model",
-    "flownet2_sd",
     "get_model_entry",
     "keras",
     "list_models",
-    "mobilenet_v1",
-    "mobilenet_v1_tf_compat",
-    "resnet50",
-    "resnet50_tf_compat",
+    "register_model",
+    "unregister_model",
 ]
 
 
+def _builder_names() -> dict[str, str]:
+    """Attribute -> registry name: each model's PyTorch builder, under the model's name and the builder's own."""
+    names = {}
+    for model in list_models():
+        names[model] = names[get_model_entry(model).builder_name("torch")] = model
+    return names
+
+
 def __getattr__(name: str) -> Any:
+    # Computed on each use, so that models registered at run time are listed too.
+    if name == "__all__":
+        return sorted({*_PUBLIC, *_builder_names()})
     # `zoo.keras` after a plain `import zoo`, without importing TensorFlow up front.
     if name == "keras":
         return importlib.import_module(".keras", __name__)
-    if name in _TORCH_BUILDERS or name in _FAST:
-        module, function = _TORCH_BUILDERS.get(name) or _FAST[name]
+    if name in _FAST:
+        module, function = _FAST[name]
         return getattr(importlib.import_module(module, __name__), function)
+    # The builders, imported on first use so that `import zoo.keras` imports neither zoo.models nor torch.
+    model = _builder_names().get(name)
+    if model is not None:
+        return get_model_entry(model).builder("torch")
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC, *_builder_names()})

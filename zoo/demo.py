@@ -1,23 +1,26 @@
 """The main job on an embedded default: ``python -m zoo.demo``.
 
-With no network and no data download: writes the upstream stand-ins of all
-three models (upstream file formats, random weights of realistic scale),
-converts them with zoo's converters, and runs the PyTorch and Keras ports
-against the upstream reference on the real photos bundled with scikit-image.
-Prints, per model and framework: max |diff| against the upstream output,
-top-1 agreement (classifiers), and time. The ports run in their fast form
-(PyTorch: ``zoo.fast_inference_model``, batch norm folded, channels_last and
-compiled; Keras: ``zoo.keras.fast``), each checked against the model as built
-first (a difference above 1e-4 of the output's scale stops the demo with one
-error line); ``--plain`` runs the models as built. The time is a call after
-the first (which compiles). The references: TensorFlow running
-the MobileNet-v1 and ResNet-50 frozen graphs; for FlowNet2-SD, NVIDIA's forward
-restated on the checkpoint (``zoo.standins.flownet2_sd.nvidia_forward``).
+With no network and no data download, for every registered model
+(``zoo.list_models()``): writes its upstream stand-in (the upstream file
+format, random weights of realistic scale), converts it with the model's
+converter, and runs the PyTorch and Keras ports against the upstream reference
+on the model's real demo inputs (the photos bundled with scikit-image; for
+FlowNet2-SD, scikit-image's stereo pair). The references are the stand-ins'
+own (``reference_forward``): TensorFlow running the MobileNet-v1 and ResNet-50
+frozen graphs, NVIDIA's forward restated for FlowNet2-SD. Prints, per model
+and framework: max |diff| against the upstream output, top-1 agreement
+(classifiers), and time. The ports run in their fast form (PyTorch:
+``zoo.fast_inference_model``, batch norm folded, channels_last and compiled;
+Keras: ``zoo.keras.fast``), each checked against the model as built first (a
+difference above 1e-4 of the output's scale stops the demo with one error
+line); ``--plain`` runs the models as built. The time is a call after the
+first (which compiles).
 
 ``--weights MODEL=PATH_OR_TAG`` (repeatable) runs a model with real converted
-weights instead and prints the top-5 classes of each photo (ImageNet index,
-and the name with ``--labels synset_words.txt``). ``--layers`` prints the
-building-block table instead (``zoo.demo_layers``).
+weights instead and prints the top-5 classes of each input of a classifier
+(ImageNet index, and the name with ``--labels synset_words.txt``), or the
+size of another model's output. ``--layers`` prints the building-block table
+instead (``zoo.demo_layers``).
 """
 
 from __future__ import annotations
@@ -29,39 +32,34 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .cli import run_cli
+from .registry import ModelEntry, get_model_entry, list_models
 
-MODELS = ("mobilenet_v1", "resnet50", "flownet2_sd")
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
-LOGIT_TOL = 1e-4  # fp32 parity on logits, relative to their scale beyond 10
-FLOW_TOL = 1e-3  # pixels
+REFERENCE = "upstream reference"
+
+
+@dataclass
+class Row:
+    """One line of the table: a model's output from one source (a port or the reference), in the PyTorch layout."""
+
+    model: str
+    source: str  # "torch", "keras" or REFERENCE
+    seconds: float
+    output: np.ndarray
+    # Against the reference (None: this is the reference, or there is none with real weights):
+    diff: float | None = None  # max |diff|, scaled as the tolerance is (see _compare)
+    agreement: float | None = None  # top-1 agreement, classifiers only
+    exact: bool | None = None
 
 
 def _timed(run: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     out = run()
     return out, time.perf_counter() - start
-
-
-def _photos_bgr() -> list[np.ndarray]:
-    import skimage.data
-
-    # skimage gives RGB; MLPerf's preprocessing starts from cv2.imread's BGR.
-    return [np.ascontiguousarray(getattr(skimage.data, name)()[..., ::-1]) for name in PHOTOS]
-
-
-def _torch_run(model, x_nhwc: np.ndarray) -> Callable[[], np.ndarray]:
-    import torch
-
-    def run() -> np.ndarray:
-        with torch.inference_mode():
-            return model(torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)))).numpy()
-
-    return run
 
 
 @dataclass
@@ -87,115 +85,115 @@ class _Forms:
         return _timed(fast)
 
 
-def _torch_fast(model, x_nhwc: np.ndarray) -> Callable[[], Callable[[], np.ndarray]]:
-    def make() -> Callable[[], np.ndarray]:
-        from .eval.accuracy import torch_fast_model
-
-        return _torch_run(torch_fast_model(model), x_nhwc)
-
-    return make
+def _stand_in(entry: ModelEntry, workdir: Path) -> tuple[Path, str]:
+    """The model's stand-in upstream file, written into ``workdir``, and its conversion: (upstream file, weights)."""
+    upstream = entry.load("standin").write_upstream(workdir, seed=0)
+    converted = entry.load("converter")(upstream, workdir / f"{entry.name}.safetensors")
+    return Path(upstream), str(converted)
 
 
-def _keras_fast(model, x: np.ndarray, output: Callable[[np.ndarray], np.ndarray] = np.asarray
-                ) -> Callable[[], Callable[[], np.ndarray]]:
-    def make() -> Callable[[], np.ndarray]:
-        from .eval.accuracy import keras_fast_function
-
-        function = keras_fast_function(model)
-        return lambda: output(np.asarray(function(x)))
-
-    return make
-
-
-def _classifier_rows(name: str, workdir: Path, weights: str | None, forms: _Forms) -> list[tuple]:
-    from zoo.registry import get_model_entry
-
-    entry = get_model_entry(name)
-    x = np.stack([entry.load("preprocessing")(image) for image in _photos_bgr()])
-    reference, ref_time = None, 0.0
-    if weights is None:  # the stand-in release, converted, and TensorFlow running its frozen graph
-        import tensorflow as tf
-
-        if name == "mobilenet_v1":
-            import tarfile
-
-            from zoo.specs.mobilenet_v1 import FROZEN_MEMBER
-            from zoo.standins import mobilenet_v1 as upstream
-
-            source = upstream.write_release(workdir, seed=0)
-            with tarfile.open(source) as tar:
-                frozen = tar.extractfile(FROZEN_MEMBER).read()
-        else:
-            from zoo.standins import resnet50 as upstream
-
-            source = upstream.write_frozen_pb(workdir / "resnet50_v1.pb", seed=0)
-            frozen = source.read_bytes()
-        weights = str(entry.load("converter")(source, workdir / f"{name}.safetensors"))
-        graph = tf.compat.v1.GraphDef()
-        graph.ParseFromString(frozen)
-        reference, ref_time = _timed(lambda: upstream.run_graph(graph, x))
-    torch_model = entry.load("torch_builder")(weights=weights).eval()
-    keras_model = entry.load("keras_builder")(weights=weights)
-    outputs = {
-        "torch": forms.run(name, "torch", _torch_run(torch_model, x), _torch_fast(torch_model, x)),
-        "keras": forms.run(name, "keras", lambda: np.asarray(keras_model(x, training=False)), _keras_fast(keras_model, x)),
-    }
-    if reference is None:
-        return [(name, "torch", None, None, outputs["torch"][1], outputs["torch"][0], entry.label_offset)]
-    rows = [(name, "upstream TF graph", 0.0, 1.0, ref_time, reference, entry.label_offset)]
-    for framework, (logits, seconds) in outputs.items():
-        diff = float(np.abs(logits - reference).max()) / max(1.0, float(np.abs(reference).max()) / 10)
-        agreement = float((logits.argmax(1) == reference.argmax(1)).mean())
-        rows.append((name, framework, diff, agreement, seconds, logits, entry.label_offset))
-    return rows
-
-
-def _flownet_rows(workdir: Path, weights: str | None, forms: _Forms) -> list[tuple]:
-    import skimage.data
+def _torch_output(entry: ModelEntry, model: Any, inputs: np.ndarray, forms: _Forms) -> tuple[np.ndarray, float]:
+    """The PyTorch port on ``inputs`` (Keras layout, converted here): (output, seconds)."""
     import torch
 
-    import zoo
-    from zoo.convert.flownet2_sd import convert
-    from zoo.standins.flownet2_sd import nvidia_forward, write_checkpoint
+    x = torch.from_numpy(np.ascontiguousarray(entry.input.convert_layout(inputs, "keras", "torch")))
 
-    left, right, _ = skimage.data.stereo_motorcycle()
-    pair = np.stack([left[58:442, 50:690], right[58:442, 50:690]]).astype(np.float32)[None]  # (1, 2, H, W, 3)
-    frames = torch.from_numpy(np.ascontiguousarray(pair.transpose(0, 4, 1, 2, 3)))
-    if weights is None:
-        checkpoint = write_checkpoint(workdir / "FlowNet2-SD_checkpoint.pth.tar", seed=0)
-        weights = str(convert(checkpoint, workdir / "flownet2_sd.safetensors"))
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-        with torch.inference_mode():
-            reference, ref_time = _timed(lambda: nvidia_forward(state, frames).numpy())
-    else:
-        reference, ref_time = None, 0.0
-    torch_model = zoo.flownet2_sd(weights=weights).eval()
-    keras_model = zoo.keras.flownet2_sd(weights=weights)
-
-    def torch_runner(model) -> Callable[[], np.ndarray]:
+    def runner(net: Any) -> Callable[[], np.ndarray]:
         def run() -> np.ndarray:
             with torch.inference_mode():
-                return model(frames).numpy()
+                return net(x).numpy()
+
         return run
 
-    def torch_fast() -> Callable[[], np.ndarray]:
-        from .eval.accuracy import torch_fast_model
+    def make_fast() -> Callable[[], np.ndarray]:
+        from .fast import fast_inference_model
 
-        return torch_runner(torch_fast_model(torch_model))
+        return runner(fast_inference_model(model))
 
-    def to_nchw(flow: np.ndarray) -> np.ndarray:
-        return np.asarray(flow).transpose(0, 3, 1, 2)
+    return forms.run(entry.name, "torch", runner(model), make_fast)
 
-    outputs = {
-        "torch": forms.run("flownet2_sd", "torch", torch_runner(torch_model), torch_fast),
-        "keras": forms.run("flownet2_sd", "keras", lambda: to_nchw(keras_model(pair, training=False)),
-                           _keras_fast(keras_model, pair, to_nchw)),
-    }
-    rows = [] if reference is None else [("flownet2_sd", "NVIDIA forward", 0.0, None, ref_time, reference, 0)]
-    for framework, (flow, seconds) in outputs.items():
-        diff = None if reference is None else float(np.abs(flow - reference).max())
-        rows.append(("flownet2_sd", framework, diff, None, seconds, flow, 0))
+
+def _keras_output(entry: ModelEntry, model: Any, inputs: np.ndarray, forms: _Forms) -> tuple[np.ndarray, float]:
+    """The Keras port on ``inputs``: (output in the PyTorch layout, seconds)."""
+    to_torch_layout = entry.output.to_torch_layout
+
+    def make_fast() -> Callable[[], np.ndarray]:
+        from .keras.fast import fast_inference_function
+
+        function = fast_inference_function(model)
+        return lambda: to_torch_layout(function(inputs))
+
+    return forms.run(entry.name, "keras", lambda: to_torch_layout(model(inputs, training=False)), make_fast)
+
+
+def _compare(entry: ModelEntry, output: np.ndarray, reference: np.ndarray) -> tuple[float, float | None, bool]:
+    """(max |diff| scaled as the tolerance is, top-1 agreement or None, whether the port is exact).
+
+    The scaled diff is ``max |diff| * atol / bound``: the raw diff where the
+    tolerance is absolute, relative to the output's scale where it is relative,
+    so it compares with the tolerance's ``atol`` as printed.
+    """
+    tolerance = entry.tolerance
+    diff, bound = tolerance.max_diff(output, reference), tolerance.bound(reference)
+    agreement = float((output.argmax(1) == reference.argmax(1)).mean()) if entry.is_classifier else None
+    exact = diff <= bound and agreement in (None, 1.0)
+    return diff * tolerance.atol / bound, agreement, exact
+
+
+def model_rows(entry: ModelEntry, workdir: Path, weights: str | None, forms: _Forms) -> list[Row]:
+    """The model's rows: the upstream reference on its stand-in and both ports, or (real weights) the ports alone."""
+    inputs = entry.load("demo_inputs")(entry)
+    rows, reference = [], None
+    if weights is None:
+        upstream, weights = _stand_in(entry, workdir)
+        reference_forward = entry.load("standin").reference_forward
+        reference, seconds = _timed(lambda: entry.output.to_torch_layout(reference_forward(upstream, inputs)))
+        rows.append(Row(entry.name, REFERENCE, seconds, reference))
+    torch_model = entry.builder("torch")(weights=weights)
+    keras_model = entry.builder("keras")(weights=weights)
+    outputs = {"torch": _torch_output(entry, torch_model, inputs, forms),
+               "keras": _keras_output(entry, keras_model, inputs, forms)}
+    for framework, (output, seconds) in outputs.items():
+        row = Row(entry.name, framework, seconds, output)
+        if reference is not None:
+            row.diff, row.agreement, row.exact = _compare(entry, output, reference)
+        rows.append(row)
     return rows
+
+
+def print_table(rows: list[Row], fast: bool) -> int:
+    """Print the parity table and what "exact" means for each model; returns the number of ports that miss it."""
+    form = "fast" if fast else "as built"
+    width = max([13, *(len(row.model) for row in rows)])
+    print(f"ports run {'in their fast form (--plain: as built)' if fast else 'as built (--plain)'}")
+    header = (f"{'model':{width}} {'framework':18} {'form':8} {'max |diff| vs upstream':>23} {'top-1 agreement':>16} "
+              f"{'time s':>7}  verdict")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        if row.source == REFERENCE:
+            verdict, diff_text, row_form = "reference", "-", "-"
+        elif row.diff is None:
+            verdict, diff_text, row_form = "real weights", "-", form
+        else:
+            verdict, diff_text, row_form = ("exact" if row.exact else "FAIL"), f"{row.diff:.2e}", form
+        agreement = "-" if row.agreement is None else f"{row.agreement:.0%}"
+        print(f"{row.model:{width}} {row.source:18} {row_form:8} {diff_text:>23} {agreement:>16} "
+              f"{row.seconds:7.2f}  {verdict}")
+    compared = {row.model: len(row.output) for row in rows if row.source == REFERENCE}
+    if compared:
+        print("\nexact: within the model's parity tolerance of the upstream reference (the max |diff| column is "
+              "scaled as the tolerance is) and, for a classifier, the same top-1:")
+    for model, count in compared.items():
+        entry = get_model_entry(model)
+        top1 = ", the same top-1" if entry.is_classifier else ""
+        print(f"  {model}: {entry.tolerance.describe()}{top1}, on {count} demo input(s) ({_describe(entry.demo_inputs)})")
+    return sum(row.exact is False for row in rows)
+
+
+def _describe(target: Any) -> str:
+    """An importable's ``module:name``."""
+    return target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
 
 
 def _load_labels(path: str | None) -> list[str] | None:
@@ -205,26 +203,32 @@ def _load_labels(path: str | None) -> list[str] | None:
     return [line.split(" ", 1)[1].split(",")[0] for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def _print_top5(rows: list[tuple], labels: list[str] | None) -> None:
-    for name, framework, _, _, _, logits, offset in rows:
-        if name == "flownet2_sd":
-            magnitude = np.sqrt((logits**2).sum(1))
-            print(f"{name} ({framework}): flow magnitude mean {magnitude.mean():.2f} px, max {magnitude.max():.2f} px")
+def print_outputs(rows: list[Row], labels: list[str] | None) -> None:
+    """What real weights give: each classifier input's top-5 classes, or the size of another model's output."""
+    for row in rows:
+        entry = get_model_entry(row.model)
+        if not entry.is_classifier:
+            magnitude = np.sqrt((row.output**2).sum(1))  # over the channels (PyTorch layout)
+            unit = entry.output.unit
+            print(f"{row.model} ({row.source}): {entry.output.kind} magnitude mean {magnitude.mean():.2f} {unit}, "
+                  f"max {magnitude.max():.2f} {unit}")
             continue
-        print(f"{name} ({framework}) top-5, ImageNet label = output index {offset:+d}:")
-        for photo, row in zip(PHOTOS, logits):
-            top = np.argsort(row)[::-1][:5] + offset
+        offset = entry.label_offset
+        print(f"{row.model} ({row.source}) top-5, label = output index {offset:+d}:")
+        for index, scores in enumerate(row.output):
+            top = np.argsort(scores)[::-1][:5] + offset
             names = [f"{i}" + (f" {labels[i]}" if labels and 0 <= i < len(labels) else "") for i in top]
-            print(f"  {photo:10} " + "; ".join(names))
+            print(f"  input {index:<4} " + "; ".join(names))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the parity table; exit non-zero if a port misses the tolerance."""
+    models = list_models()
     parser = argparse.ArgumentParser(prog="python -m zoo.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--weights", action="append", default=[], metavar="MODEL=PATH_OR_TAG")
     parser.add_argument("--labels", help="synset_words.txt, to print class names with --weights")
     parser.add_argument("--layers", action="store_true", help="print the building-block table instead")
-    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS), help="models to run (default: all)")
+    parser.add_argument("--models", nargs="+", choices=models, default=models, help="models to run (default: all)")
     parser.add_argument("--plain", action="store_true",
                         help="run the ports as built, not in their fast form (batch norm folded, compiled)")
     args = parser.parse_args(argv)
@@ -237,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         weights = dict(item.split("=", 1) for item in args.weights)
     except ValueError:
         parser.error("--weights takes MODEL=PATH_OR_TAG")
-    unknown = set(weights) - set(MODELS)
+    unknown = set(weights) - set(models)
     if unknown:
         parser.error(f"unknown model(s) in --weights: {', '.join(sorted(unknown))}")
     try:
@@ -248,43 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     forms = _Forms(fast=not args.plain)
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="zoo-demo-") as tmp:
-        workdir = Path(tmp)
-        rows = []
-        for name in (m for m in MODELS if m in args.models):
-            if name == "flownet2_sd":
-                rows += _flownet_rows(workdir, weights.get(name), forms)
-            else:
-                rows += _classifier_rows(name, workdir, weights.get(name), forms)
-
-    form = "fast" if forms.fast else "as built"
-    print(f"ports run {'in their fast form (--plain: as built)' if forms.fast else 'as built (--plain)'}")
-    header = (f"{'model':13} {'framework':18} {'form':8} {'max |diff| vs upstream':>23} {'top-1 agreement':>16} "
-              f"{'time s':>7}  verdict")
-    print(header)
-    print("-" * len(header))
-    failures = 0
-    for name, framework, diff, agreement, seconds, _, _ in rows:
-        tolerance = FLOW_TOL if name == "flownet2_sd" else LOGIT_TOL
-        if diff is None:
-            verdict, diff_text = "real weights", "-"
-        elif framework in ("torch", "keras"):
-            ok = diff <= tolerance and (agreement is None or agreement == 1.0)
-            verdict, diff_text = ("exact" if ok else "FAIL"), f"{diff:.2e}"
-            failures += not ok
-        else:
-            verdict, diff_text = "reference", "-"
-        agreement_text = "-" if agreement is None or framework not in ("torch", "keras") else f"{agreement:.0%}"
-        row_form = form if framework in ("torch", "keras") else "-"
-        print(f"{name:13} {framework:18} {row_form:8} {diff_text:>23} {agreement_text:>16} {seconds:7.2f}  {verdict}")
-    print(
-        f"\nexact: logits within {LOGIT_TOL:g} (relative to their scale beyond 10) and the same top-1 on the "
-        f"{len(PHOTOS)} skimage photos; flow within {FLOW_TOL:g} px on skimage's stereo_motorcycle pair."
-    )
+        for name in (m for m in models if m in args.models):
+            rows += model_rows(get_model_entry(name), Path(tmp), weights.get(name), forms)
+    failures = print_table(rows, forms.fast)
     for line in forms.checks:
         print(line)
     if weights:
-        _print_top5([r for r in rows if r[0] in weights and r[1] == "torch"], _load_labels(args.labels))
+        print_outputs([row for row in rows if row.model in weights and row.source == "torch"], _load_labels(args.labels))
     return 1 if failures else 0
 
 

@@ -30,29 +30,25 @@ from .layers.pool2d_same import max_pool_same_needs_pad
 from .layers.padding import tf_same_pad
 from .registry import get_model_entry
 
-# Opset 18 is the torch exporter's default; the issue asks for >= 17.
+# Opset 18 is the torch exporter's default; older than 17 is refused.
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
-# (H, W) each model is exported at unless told otherwise: the upstream sizes.
-DEFAULT_SIZES: dict[str, tuple[int, int]] = {"mobilenet_v1": (224, 224), "resnet50": (224, 224), "flownet2_sd": (384, 512)}
-INPUT_NAMES: dict[str, str] = {"mobilenet_v1": "input", "resnet50": "input_tensor", "flownet2_sd": "frames"}
-OUTPUT_NAMES: dict[str, str] = {"mobilenet_v1": "logits", "resnet50": "logits", "flownet2_sd": "flow"}
 
 
 def example_input(model_name: str, batch: int = 1, size: tuple[int, int] | None = None, seed: int = 0) -> torch.Tensor:
-    """A random input of the model's PyTorch layout and value range, (B, 3, H, W) or (B, 3, 2, H, W)."""
-    get_model_entry(model_name)  # a clear error for an unknown name
-    height, width = size or DEFAULT_SIZES[model_name]
-    generator = torch.Generator().manual_seed(seed)
-    if model_name == "flownet2_sd":
-        if height % 64 or width % 64:
-            raise InputShapeError(f"FlowNet2-SD exports at multiples of 64, got {height}x{width}")
-        return torch.rand((batch, 3, 2, height, width), generator=generator) * 255.0
-    if min(height, width) < 32:
-        raise InputShapeError(f"{model_name} needs H and W >= 32, got {height}x{width}")
-    x = torch.rand((batch, 3, height, width), generator=generator)
-    # MobileNet: [-1, 1]; ResNet-50: RGB minus the ImageNet mean, about [-124, 152].
-    return x * 2 - 1 if model_name == "mobilenet_v1" else x * 255.0 - 120.0
+    """A random valid input of the registered ``model_name`` in its PyTorch layout and value range.
+
+    ``size`` is (H, W), by default the model's (:attr:`InputSpec.default_size`).
+    Raises :class:`~zoo.errors.InputShapeError` naming the model and its size
+    rule for a size it does not take.
+    """
+    entry = get_model_entry(model_name)
+    height, width = size or entry.input.default_size
+    try:
+        entry.input.check_size(height, width)
+    except InputShapeError as error:
+        raise InputShapeError(f"{model_name}: {error}") from None
+    return torch.from_numpy(entry.input.example(batch, (height, width), seed, framework="torch"))
 
 
 def required_pad_ops(model: nn.Module, example: torch.Tensor) -> int:
@@ -150,11 +146,15 @@ def export_model(
     size: tuple[int, int] | None = None,
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Build the registered ``model_name`` with ``weights`` and export it at (batch, size) to ``out``."""
+    """Build the registered ``model_name`` with ``weights`` and export it at (batch, size) to ``out``.
+
+    ``size`` defaults to the model's input size; the graph's input and output
+    are named as the registry entry says (:class:`~zoo.registry.OnnxNames`).
+    """
     entry = get_model_entry(model_name)
-    model = entry.load("torch_builder")(weights=weights).eval()
-    example = example_input(model_name, batch, size)
-    return export_onnx(model, example, out, opset, INPUT_NAMES[model_name], OUTPUT_NAMES[model_name])
+    example = example_input(model_name, batch, size)  # checks the size before building the model
+    model = entry.builder("torch")(weights=weights).eval()
+    return export_onnx(model, example, out, opset, entry.onnx.input, entry.onnx.output)
 
 
 def onnx_op_counts(path: str | os.PathLike) -> dict[str, int]:

@@ -6,16 +6,14 @@ import os
 from typing import Any
 
 from .errors import UnknownFrameworkError
-from .registry import get_model_entry
-
-FRAMEWORKS = ("torch", "keras")
+from .registry import FRAMEWORKS, get_model_entry
 
 
 def create_model(name: str, weights: str | os.PathLike | None = None, framework: str = "torch", **kwargs: Any) -> Any:
     """Build the model ``name`` (one of :func:`zoo.list_models`) in ``framework``.
 
     Args:
-        name: a registry name: ``"mobilenet_v1"``, ``"resnet50"`` or ``"flownet2_sd"``.
+        name: a registry name, e.g. ``"resnet50"``.
         weights: ``None`` for random initialisation, or what the builder
             takes: the path of a converted ``.safetensors`` file, or a weights tag.
         framework: ``"torch"`` (an ``nn.Module``, NCHW) or ``"keras"`` (a
@@ -33,5 +31,4 @@ def create_model(name: str, weights: str | os.PathLike | None = None, framework:
     """
     if framework not in FRAMEWORKS:
         raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
-    builder = get_model_entry(name).load(f"{framework}_builder")
-    return builder(weights=weights, **kwargs)
+    return get_model_entry(name).builder(framework)(weights=weights, **kwargs)

@@ -1,5 +1,7 @@
 """Weights by tag: the cache, downloads, and converting upstream releases locally.
 
+:func:`resolve_weights` is what every builder asks for its ``weights`` argument:
+a path is a converted file, anything else a weights tag of the model.
 ``converted_weights("resnet50", "mlperf")`` returns the converted ``.safetensors``
 file of a weights tag, taking the first of:
 
@@ -52,8 +54,10 @@ import requests
 import urllib3.exceptions
 
 from .convert.canonical import CONVERTER_VERSION, sha256_file
-from .errors import ArgumentError, ChecksumError, DiskFullError, DownloadError, OfflineError
+from .errors import ArgumentError, ChecksumError, DiskFullError, DownloadError, FormatError, OfflineError
 from .manifest import Manifest, RemoteFile, WeightsEntry, converted_file_name, load_manifest
+from .registry import get_model_entry
+from .progress import Progress
 
 ENV_HOME = "ZOO_HOME"
 ENV_OFFLINE = "ZOO_OFFLINE"
@@ -122,6 +126,24 @@ def _env_true(name: str) -> bool:
 def is_offline() -> bool:
     """Whether ``ZOO_OFFLINE`` is set to a true value (1, true, yes, on)."""
     return _env_true(ENV_OFFLINE)
+
+
+def resolve_weights(weights: str | os.PathLike, model_name: str) -> Path:
+    """The converted file that a builder's ``weights`` names: a path, or a weights tag of ``model_name``.
+
+    An existing file is returned as it is. A name that looks like a path (a
+    ``.safetensors`` suffix, or a folder separator) but is no file raises
+    :class:`~zoo.errors.FormatError`; anything else is a tag (``"mlperf"``,
+    ``"nvidia"``), resolved by :func:`converted_weights`: the cached file, else
+    the published one downloaded, else the upstream file fetched and converted
+    locally.
+    """
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    if path.suffix == ".safetensors" or os.sep in str(weights) or "/" in str(weights):
+        raise FormatError(f"weights file not found: {path}")
+    return converted_weights(model_name, str(weights))
 
 
 def converted_weights(model: str, tag: str, manifest: str | os.PathLike | Manifest | None = None) -> Path:
@@ -212,8 +234,6 @@ def fetch_upstream(model: str, tag: str, dest_dir: str | os.PathLike | None = No
 
 def convert_upstream(entry: WeightsEntry, source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Convert ``source`` (``entry``'s upstream file) into ``out_dir/<model>-<tag>-<sha8>.safetensors``."""
-    from .registry import get_model_entry
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     convert = get_model_entry(entry.model).load("converter")
@@ -568,7 +588,8 @@ def _fetch_once(session: requests.Session, url: str, part: Path, dest: Path, siz
             deadline.total = declared
         received = 0
         name = part.name.removeprefix(".").removesuffix(".part")
-        progress = _Progress(name, total=size or declared or 0)
+        progress = Progress(size or declared or 0, name, enabled=not _env_true(ENV_QUIET), unit="MB", scale=1e6,
+                            interval=0.5, terminal_only=True, initial=start)
         sock = _socket_of(response)
         try:
             with open(part, "ab" if resumed else "wb") as f:
@@ -587,7 +608,7 @@ def _fetch_once(session: requests.Session, url: str, part: Path, dest: Path, siz
                         break
                     _write_chunk(f, chunk)
                     received += len(chunk)
-                    progress.update(start + received)
+                    progress.update_to(start + received)
         except OSError as error:
             if _is_disk_full(error):
                 part.unlink(missing_ok=True)
@@ -794,24 +815,3 @@ def _file_lock(path: Path) -> Iterator[None]:
             pass
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-class _Progress:
-    """A one-line byte counter on stderr, shown only when stderr is a terminal and ``ZOO_QUIET`` is not set."""
-
-    def __init__(self, name: str, total: int) -> None:
-        self.name, self.total = name, total
-        self.enabled = sys.stderr.isatty() and not _env_true(ENV_QUIET)
-        self._last = 0.0
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self._last >= 0.5:
-            self._last = now
-            of_total = f" / {self.total / 1e6:.1f}" if self.total else ""
-            sys.stderr.write(f"\r{self.name}: {done / 1e6:.1f}{of_total} MB")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")

@@ -172,7 +172,7 @@ def save_manifest(data: Mapping[str, Any], path: str | os.PathLike) -> list[Path
         for key, value in dict(data.get("weights") or {}).items():
             if isinstance(value, dict) and "upstream" in value:
                 raise ManifestError(f"{path}: {key}: the package record holds only converted files; "
-                                    "upstream facts live in zoo/registry.py")
+                                    "upstream facts live in zoo/registry/entries.py")
     written = [write_manifest(data, path)]
     if path.resolve() == PUBLISHED_RECORD.resolve() and INDEX_PATH.parent.is_dir():
         written.append(write_index(INDEX_PATH, load_manifest(path)))
@@ -192,7 +192,7 @@ def _parse_entry(key: str, value: Any, where: str) -> tuple[RemoteFile | None, R
     extra = sorted(set(value) - {"upstream", "converted"})
     if extra:
         raise ManifestError(f"{where}: {', '.join(map(repr, extra))}: a record holds only 'converted' (and, "
-                            "in an override, 'upstream'); the other facts live in zoo/registry.py")
+                            "in an override, 'upstream'); the other facts live in zoo/registry/entries.py")
     upstream = None
     if "upstream" in value:
         upstream = _parse_file(value["upstream"], f"{where}.upstream")
@@ -236,11 +236,11 @@ def render_index(manifest: Manifest | None = None) -> str:
     lines = [
         "# weights/",
         "",
-        "<!-- Generated from zoo/registry.py and zoo/published.json by "
+        "<!-- Generated from zoo/registry/entries.py and zoo/published.json by "
         "`python scripts/publish_weights.py --index`; do not edit. -->",
         "",
         "An index of every model's weights tags: where the upstream release comes from, how it is checked,",
-        "and the converted file once published. The facts live in `zoo/registry.py`; the published converted",
+        "and the converted file once published. The facts live in `zoo/registry/entries.py`; the published converted",
         "files in `zoo/published.json` (written by `scripts/publish_weights.py`). Without network, copy the",
         "upstream file into `$ZOO_HOME/upstream/` (default `~/.cache/zoo/upstream/`) and set `ZOO_OFFLINE=1`.",
         "Converted `.safetensors` files written here are ignored by git.",

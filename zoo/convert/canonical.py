@@ -12,15 +12,12 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, FormatError, TensorShapeError
 from ..fileio import atomic_output
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
 
 CONVERTER_VERSION = "1"
 
@@ -34,13 +31,30 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def expected_shapes(model_class: Callable[[], "torch.nn.Module"]) -> dict[str, tuple[int, ...]]:
-    """The canonical tensor names and shapes of a model, built on the meta device (no weights allocated)."""
-    import torch
+def check_names_and_shapes(
+    expected: Mapping[str, Sequence[int]],
+    found: Mapping[str, Any],
+    source: str | os.PathLike,
+    optional_suffixes: tuple[str, ...] = (),
+) -> None:
+    """Raise naming the tensor if ``found`` (name -> tensor or array) lacks, adds or mis-shapes one of ``expected``.
 
-    with torch.device("meta"):
-        model = model_class()
-    return {k: tuple(v.shape) for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    ``expected`` maps each canonical name to its shape (a model's ``state_dict``
+    shapes, or a name table's :func:`zoo.specs.common.torch_shapes`). Names
+    ending with one of ``optional_suffixes`` (buffers that carry no upstream
+    weight, such as ``num_batches_tracked``) may be absent and are not checked.
+    """
+    needed = {k for k in expected if not (optional_suffixes and k.endswith(optional_suffixes))}
+    missing = sorted(needed - found.keys())
+    unexpected = sorted(k for k in found.keys() - expected.keys())
+    if missing:
+        raise FormatError(f"{source}: missing tensor(s) {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        raise FormatError(f"{source}: unexpected tensor(s) {', '.join(unexpected[:5])}")
+    for name in sorted(needed):
+        want, got = tuple(int(n) for n in expected[name]), tuple(found[name].shape)
+        if want != got:
+            raise TensorShapeError(f"{source}: tensor {name} has shape {got}, the model needs {want}")
 
 
 def write_canonical(tensors: Mapping[str, np.ndarray], out: str | os.PathLike, metadata: Mapping[str, str]) -> Path:

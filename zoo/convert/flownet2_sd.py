@@ -12,7 +12,7 @@ lmb-freiburg ``FlowNet2-SD_weights.caffemodel.h5`` (in
 ``flownet2-models.tar.gz``; the route when the Google Drive link is dead) holds
 ``data/<layer>/0`` weights and ``data/<layer>/1`` biases under Caffe layer
 names, in PyTorch's layouts, with conv0 reading BGR frames. Every tensor's
-presence and shape is checked on both routes.
+presence and shape is checked against the name table on both routes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from ..errors import FormatError, TensorShapeError
-from ..models.flownet2_sd import FlowNet2SD
 from ..specs.flownet2_sd import (  # noqa: F401  (upstream facts, re-exported)
     CAFFE_BLOBS,
     CAFFE_H5_NAME,
@@ -36,8 +35,8 @@ from ..specs.flownet2_sd import (  # noqa: F401  (upstream facts, re-exported)
     CONV0_WEIGHT,
     TABLE,
 )
-from ..weights import check_state_dict
-from .canonical import CONVERTER_VERSION, sha256_file, write_canonical
+from ..specs.common import torch_shapes
+from .canonical import CONVERTER_VERSION, check_names_and_shapes, sha256_file, write_canonical
 from .limits import max_tensor_bytes
 from .torch_checkpoint import check_checkpoint_file
 
@@ -177,9 +176,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, use_moving_averag
         raise FormatError("FlowNet2-SD checkpoints hold no moving averages")
     caffe = str(source).endswith(".h5")
     state = read_caffe_h5(source) if caffe else read_nvidia_checkpoint(source)
-    with torch.device("meta"):
-        expected = FlowNet2SD().state_dict()
-    check_state_dict(expected, state, source)
+    check_names_and_shapes(torch_shapes(TABLE), state, source)
     for name, tensor in state.items():
         if tensor.dtype != torch.float32:
             raise FormatError(f"{source}: tensor {name} is {tensor.dtype}, expected float32")

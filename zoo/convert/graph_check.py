@@ -19,14 +19,13 @@ tensors, names and shapes. So a conversion also reads the graph's ops:
   strides and padding, or the axes of a global mean;
 * no convolution, batch norm or pooling op is left that the port does not compute.
 
-The expectations come from the port itself: the PyTorch model is built on the
-meta device and each ``nn.Conv2d`` / ``nn.BatchNorm2d`` / max-pool module
-(stride, padding, dilation, groups, eps) is paired with the graph op through the
-converter's name map, so ResNet-50's stride on the 3x3 (v1.5), its
-``(k-1)//2`` pads and epsilon 1.001e-5, and MobileNet's ``SAME`` convolutions,
-depthwise strides and epsilon 0.001 are read from the ports, not restated. What
-a port computes outside its modules (the global mean in ``forward``) is listed
-per model at the bottom of this file (:data:`EXPECTATIONS`).
+The expectations are a model's facts (:mod:`zoo.specs`: its layer list with
+strides and paddings, its batch norm epsilon, its pools), paired with the graph
+ops through the converter's name map by the model's converter module
+(``graph_expectations(name_map)``, which the registry entry names; see
+:func:`expectations_for`). This module holds only the generic machinery. The
+tests check that each model's expectations are exactly what its PyTorch port's
+modules compute.
 
 A TF checkpoint (MobileNet ``--moving-averages``) holds variables only, no ops:
 those conversions are not checked here (the release's frozen graph, converted
@@ -38,12 +37,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Union
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import ArgumentError, FormatError
 from ..layers.padding import tf_same_pad, tf_same_pad_is_static
+from ..registry import get_model_entry
 from .tf_graph import GraphNode
 
 CONV_OPS = ("Conv2D", "DepthwiseConv2dNative")
@@ -90,86 +90,47 @@ class GraphExpectations:
     pools: tuple[PoolExpect, ...]
 
 
-# --- expectations from a port ----------------------------------------------------
+# --- expectations from a model's facts --------------------------------------------------
+
+NameMap = Mapping[str, tuple[str, object]]  # canonical name -> (upstream name, layout rule)
+IntPair = Union[int, Sequence[int]]
 
 
-def _pair(value) -> tuple[int, int]:
+def _pair(value: IntPair) -> tuple[int, int]:
     return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
-def _module_padding(module) -> Padding:
-    """The zero padding a PyTorch convolution applies: fixed per axis, or "SAME" (Conv2dSame, size-dependent)."""
-    from ..layers.conv2d_same import Conv2dSame
-
-    if module.padding_mode != "zeros":
-        return f"{module.padding_mode} padding"
-    if isinstance(module, Conv2dSame):
-        if not module.static_same_pad:
-            return "SAME"
-        (top, left) = _pair(module.padding)
-        pads = [[top, top], [left, left]]
-        if module._fixed_pad is not None:  # (left, right, top, bottom), applied before the convolution
-            l, r, t, b = module._fixed_pad
-            pads = [[pads[0][0] + t, pads[0][1] + b], [pads[1][0] + l, pads[1][1] + r]]
-        return (tuple(pads[0]), tuple(pads[1]))  # type: ignore[return-value]
-    if module.padding == "valid":
-        return ((0, 0), (0, 0))
-    if module.padding == "same":  # PyTorch: stride 1 only; the odd cell after
-        totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
-        return tuple((t // 2, t - t // 2) for t in totals)  # type: ignore[return-value]
-    top, left = _pair(module.padding)
-    return ((top, top), (left, left))
+def fixed_padding(before: IntPair, after: IntPair | None = None) -> Padding:
+    """Zero padding that does not depend on the input size: ``before`` (H, W) and ``after`` (default: the same)."""
+    top, left = _pair(before)
+    bottom, right = _pair(before if after is None else after)
+    return ((top, bottom), (left, right))
 
 
-def expectations_from_port(
-    model_class: Callable[[], object],
-    name_map: Mapping[str, tuple[str, object]],
-    extra_pools: Iterable[PoolExpect] = (),
-) -> GraphExpectations:
-    """Every convolution, batch norm and max pool the port computes, paired with its upstream tensors.
+def same_padding(kernel: IntPair, stride: IntPair = 1, dilation: IntPair = 1) -> Padding:
+    """What TF ``SAME`` pads: fixed amounts where they do not depend on the input size, else ``"SAME"``."""
+    axes = list(zip(_pair(kernel), _pair(stride), _pair(dilation)))
+    if not all(tf_same_pad_is_static(k, s, d) for k, s, d in axes):
+        return "SAME"
+    return tuple(tf_same_pad(1, k, s, d) for k, s, d in axes)  # type: ignore[return-value]
 
-    ``extra_pools`` lists what the port computes outside modules (a global mean
-    in ``forward``), in graph order after the module pools.
-    """
-    import torch
-    from torch import nn
 
-    from ..layers.pool2d_same import AvgPool2dSame, MaxPool2dSame
+def conv_expect(module: str, name_map: NameMap, op: str, stride: IntPair, padding: Padding,
+                dilation: IntPair = 1) -> ConvExpect:
+    """The convolution whose kernel is ``module.weight`` in the name map."""
+    if op not in CONV_OPS:
+        raise ArgumentError(f"{module}: op must be one of {', '.join(CONV_OPS)}, got {op!r}")
+    return ConvExpect(module, name_map[f"{module}.weight"][0], op, _pair(stride), _pair(dilation), padding)
 
-    with torch.device("meta"):
-        model = model_class()
-    convs, bns, pools = [], [], []
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            if module.groups == 1:
-                op = "Conv2D"
-            elif module.groups == module.in_channels:
-                op = "DepthwiseConv2dNative"
-            else:
-                raise ValueError(f"{name}: a grouped convolution ({module.groups} groups) has no TF op to check against")
-            convs.append(
-                ConvExpect(
-                    name,
-                    name_map[f"{name}.weight"][0],
-                    op,
-                    _pair(module.stride),
-                    _pair(module.dilation),
-                    _module_padding(module),
-                )
-            )
-        elif isinstance(module, nn.BatchNorm2d):
-            bns.append(
-                BatchNormExpect(name, name_map[f"{name}.weight"][0], name_map[f"{name}.running_var"][0], float(module.eps))
-            )
-        elif isinstance(module, (MaxPool2dSame, AvgPool2dSame)):
-            op = "MaxPool" if isinstance(module, MaxPool2dSame) else "AvgPool"
-            pools.append(PoolExpect(name, op, _pair(module.kernel_size), _pair(module.stride), "SAME"))
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-            if _pair(module.padding) != (0, 0) or module.ceil_mode:
-                raise ValueError(f"{name}: a padded or ceil-mode PyTorch pool has no TF padding to check against")
-            op = "MaxPool" if isinstance(module, nn.MaxPool2d) else "AvgPool"
-            pools.append(PoolExpect(name, op, _pair(module.kernel_size), _pair(module.stride), "VALID"))
-    return GraphExpectations(tuple(convs), tuple(bns), tuple(pools) + tuple(extra_pools))
+
+def batch_norm_expect(module: str, name_map: NameMap, epsilon: float) -> BatchNormExpect:
+    """The batch norm whose gamma and moving variance are ``module.weight`` and ``module.running_var``."""
+    return BatchNormExpect(module, name_map[f"{module}.weight"][0], name_map[f"{module}.running_var"][0], float(epsilon))
+
+
+def expectations_for(model: str, name_map: NameMap) -> GraphExpectations:
+    """``model``'s graph expectations: its registry entry's ``graph_expectations(name_map)``."""
+    return get_model_entry(model).load("graph_expectations")(name_map)
 
 
 # --- reading the graph --------------------------------------------------------------
@@ -445,31 +406,3 @@ def check_graph(nodes: list[GraphNode], expect: GraphExpectations, source: str |
         "graph_checked": f"{len(convs)} convolutions, {len(bns)} batch norms, {len(pools)} pooling ops",
         "bn_epsilon": ",".join(f"{e:.7g}" for e in epsilons),
     }
-
-
-# --- per model -----------------------------------------------------------------------
-# What each port computes outside its modules; the rest comes from the modules.
-
-
-def resnet50_expectations(name_map: Mapping[str, tuple[str, object]]) -> GraphExpectations:
-    """ResNet-50 v1.5: 53 convolutions (stride on the 3x3, Pad + VALID where strided), 53 batch
-    norms (epsilon 1.001e-5), the SAME 3x3/2 max pool, and ``resnet_model/Mean`` over H, W."""
-    from ..models.resnet50 import ResNet50TfCompat
-
-    head = PoolExpect("forward: mean over H, W before fc", "global mean", total_stride=32)
-    return expectations_from_port(ResNet50TfCompat, name_map, [head])
-
-
-def mobilenet_v1_expectations(name_map: Mapping[str, tuple[str, object]]) -> GraphExpectations:
-    """MobileNet-v1: 28 SAME convolutions (14 depthwise strides as SEPARABLE_BLOCKS), 27 batch norms
-    (epsilon 0.001), and the head's global mean (``AvgPool_1a`` 7x7 VALID at 224, or ``global_pool``)."""
-    from ..models.mobilenet_v1 import MobileNetV1TfCompat
-
-    head = PoolExpect("forward_head: mean over H, W", "global mean", total_stride=32)
-    return expectations_from_port(MobileNetV1TfCompat, name_map, [head])
-
-
-EXPECTATIONS: dict[str, Callable[[Mapping[str, tuple[str, object]]], GraphExpectations]] = {
-    "resnet50": resnet50_expectations,
-    "mobilenet_v1": mobilenet_v1_expectations,
-}

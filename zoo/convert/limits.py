@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Iterable, Sequence
 
+from ..registry import MODELS, name_table
+
 HEADROOM = 4  # a tensor may be this many times the model's largest (float64 copies, future variants)
 MIN_CEILING = 1 << 20  # small plumbing constants are always allowed
 
@@ -21,9 +23,5 @@ def max_tensor_bytes(shapes: Iterable[Sequence[int]], itemsize: int = 4, headroo
 
 
 def zoo_max_tensor_bytes() -> int:
-    """The ceiling for a file whose model is not named: the largest tensor of any zoo model, with headroom."""
-    from ..specs import flownet2_sd, mobilenet_v1, resnet50
-
-    return max_tensor_bytes(
-        spec.upstream_shape for module in (flownet2_sd, mobilenet_v1, resnet50) for spec in module.TABLE
-    )
+    """The ceiling for a file whose model is not named: the largest tensor of any registered model, with headroom."""
+    return max_tensor_bytes(spec.upstream_shape for model in MODELS for spec in name_table(model))

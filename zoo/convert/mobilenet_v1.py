@@ -24,6 +24,8 @@ from ..specs.mobilenet_v1 import (  # noqa: F401  (upstream facts, re-exported)
     TABLE,
     TGZ_NAME,
 )
+from ..specs.mobilenet_v1 import BN_EPSILON, LAYERS, LOGITS_MODULE, TOTAL_STRIDE
+from .graph_check import GraphExpectations, PoolExpect, batch_norm_expect, conv_expect, same_padding
 from .tf_common import NameMap, convert_tf_release
 
 # The checkpoint's non-model tensors (443 in all, 137 of them model weights):
@@ -39,6 +41,21 @@ _WEIGHT_LEAVES = ("weights", "depthwise_weights", "biases", "gamma", "beta", "mo
 def name_map() -> NameMap:
     """Canonical name -> (TF-slim variable name, layout rule), for all 137 model tensors (from the name table)."""
     return {spec.torch: (spec.upstream, spec.layout) for spec in TABLE}
+
+
+def graph_expectations(name_map: NameMap) -> GraphExpectations:
+    """The ops of the release's graphs (:mod:`zoo.convert.graph_check`): 28 SAME convolutions (27 layers,
+    14 of them depthwise, strides as :data:`~zoo.specs.mobilenet_v1.SEPARABLE_BLOCKS`, and the 1x1
+    logits), 27 batch norms (epsilon :data:`~zoo.specs.mobilenet_v1.BN_EPSILON`), and the head's
+    global mean (``AvgPool_1a`` 7x7 VALID at 224, or ``global_pool``)."""
+    convs = tuple(
+        conv_expect(f"{layer.module}.conv", name_map, "DepthwiseConv2dNative" if layer.kind == "depthwise" else "Conv2D",
+                    layer.stride, same_padding(layer.kernel_size, layer.stride))
+        for layer in LAYERS
+    ) + (conv_expect(LOGITS_MODULE, name_map, "Conv2D", 1, same_padding(1)),)
+    batch_norms = tuple(batch_norm_expect(f"{layer.module}.bn", name_map, BN_EPSILON) for layer in LAYERS)
+    pools = (PoolExpect("forward_head: mean over H, W", "global mean", total_stride=TOTAL_STRIDE),)
+    return GraphExpectations(convs, batch_norms, pools)
 
 
 def _is_ignored(name: str, kind: str) -> bool:

@@ -13,9 +13,10 @@ import numpy as np
 
 from ..errors import FormatError, TensorShapeError, ZooError
 from ..layouts import Layout, tf_to_torch, torch_to_tf
+from ..registry import MODELS
 from .archive import extract_member
 from .canonical import CONVERTER_VERSION, sha256_file, write_canonical
-from .graph_check import EXPECTATIONS, check_graph
+from .graph_check import check_graph, expectations_for
 from .tf_checkpoint import is_checkpoint_prefix, read_checkpoint
 from .limits import max_tensor_bytes
 from .tf_graph import GraphNode, read_frozen_graph
@@ -47,8 +48,6 @@ def member_bounds(model: str, expected_shapes: Mapping[str, tuple[int, ...]]) ->
     checkpoint's data by eight times (raw variables, moving averages and
     optimizer slots).
     """
-    from ..registry import MODELS
-
     param_bytes = sum(4 * int(np.prod(shape, dtype=np.int64)) for shape in expected_shapes.values())
     entry = MODELS.get(model)
     sizes = [w.upstream.size for w in (entry.weights if entry else ())
@@ -189,7 +188,7 @@ def convert_tf_release(
         # With the tensors right, a frozen graph's ops must compute what the port computes
         # (strides, padding, batch norm epsilon, pooling: zoo.convert.graph_check); a
         # checkpoint holds no ops, so a checkpoint conversion is not checked this way.
-        graph_summary = check_graph(nodes, EXPECTATIONS[model](name_map), source) if nodes is not None else {}
+        graph_summary = check_graph(nodes, expectations_for(model, name_map), source) if nodes is not None else {}
         del upstream, nodes  # only the canonical copy is needed from here on
     variables = kind
     if kind == "checkpoint":

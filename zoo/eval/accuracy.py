@@ -1,344 +1,33 @@
-"""Top-1/top-5 accuracy of a classifier on preprocessed ImageNet arrays, in one process or across ranks.
+"""Top-1/top-5 of a classifier on preprocessed ImageNet arrays, in one process or across ranks, and its report.
 
-* Frameworks (:func:`make_predictor`): ``torch`` and ``keras`` run zoo's ports
-  on converted weights; ``tf-upstream`` runs the upstream TensorFlow graph
-  itself (MobileNet: the release ``.tgz`` or its frozen ``.pb``, input
-  ``input``, logits ``MobilenetV1/Logits/SpatialSqueeze``; ResNet-50:
-  ``resnet50_v1.pb``, input ``input_tensor``, logits ``resnet_model/final_dense``).
-* Labels: the upstream graphs have 1001 outputs with background at 0, so the
-  ImageNet label is ``argmax + label_offset`` (MLPerf's
-  ``PostProcessArgMax(offset=-1)`` / ``PostProcessCommon(offset=-1)``).
-* Distributed (:func:`evaluate_arrays` under ``torchrun``): rank r takes images
-  r, r + N, r + 2N, ... of the val_map; the correct counts are all-reduced and
-  the per-image predictions gathered on rank 0, so the report equals a
-  single-process run's.
-* Fast forms (the default): torch runs :func:`zoo.fast.fast_inference_model`
-  (batch norm folded, channels_last, compiled), keras
-  :func:`zoo.keras.fast.fast_inference_function`. Each is checked against the
-  model as built on its first batch (:func:`first_batch_checked`), and a
-  difference above 1e-4 of the output's scale stops the run with
-  :class:`zoo.errors.NotExactError`.
+Labels are ``argmax + entry.label_offset`` (MLPerf's post-processing). Under
+``torchrun`` rank r takes images r, r + N, r + 2N, ... of the val_map; the
+correct counts are all-reduced and the per-image predictions gathered on rank
+0, so the report equals a single-process run's.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from ..errors import ArgumentError, FormatError, InputShapeError, MissingFileError, UnknownFrameworkError
 from ..fileio import atomic_write_bytes
+from ..progress import Progress
 from ..registry import get_model_entry
-from .imagenet import ArrayDataset, PrefetchLoader, Progress
+from .datasets import ArrayDataset
+from .distributed import DistContext, all_reduce_counts, gather_to_main, shard_indices
+from .fast_check import FastCheck
+from .predictors import Predictor
+from .prefetch import PrefetchLoader
+from .scoring import TOP_K, metric, score, top_k_labels
 
-__all__ = [
-    "DistContext",
-    "FRAMEWORKS",
-    "FastCheck",
-    "TOP_K",
-    "Predictor",
-    "evaluate_arrays",
-    "first_batch_checked",
-    "format_summary",
-    "init_distributed",
-    "keras_fast_function",
-    "load_upstream_graph_def",
-    "make_predictor",
-    "shard_indices",
-    "top_k_labels",
-    "torch_fast_model",
-    "write_report",
-]
+__all__ = ["REPORT_FORMAT", "evaluate_arrays", "format_summary", "write_report"]
 
-FRAMEWORKS = ("torch", "keras", "tf-upstream")
-TOP_K = 5
 REPORT_FORMAT = "zoo-accuracy-report/1"
-
-
-# --- frameworks ------------------------------------------------------------------------
-
-@dataclass
-class FastCheck:
-    """The check of a fast form against the model as built, done on the form's first batch.
-
-    ``max_diff`` is max |fast - plain| relative to the output's scale
-    (:func:`zoo.fast.check_fast_matches`), None until the first batch ran.
-    """
-
-    what: str
-    tolerance: float = 1e-4
-    max_diff: float | None = None
-    batch: int | None = None
-
-    def line(self) -> str:
-        """The line the scripts print: ``fast form checked against the model as built: max |diff| ...``."""
-        if self.max_diff is None:
-            return f"{self.what}: not checked yet (no batch ran)"
-        return (f"fast form checked against the model as built: max |diff| {self.max_diff:.2e} relative to the "
-                f"output's scale (tolerance {self.tolerance:g}) on a first batch of {self.batch} ({self.what})")
-
-    def as_dict(self) -> dict:
-        """The check for a JSON report."""
-        return {"what": self.what, "max_diff": self.max_diff, "tolerance": self.tolerance, "batch": self.batch}
-
-
-def first_batch_checked(fast: Callable[[np.ndarray], np.ndarray], plain: Callable[[np.ndarray], np.ndarray],
-                        check: FastCheck, count: Callable[[np.ndarray], int] = len) -> Callable[[np.ndarray], np.ndarray]:
-    """``fast``, but its first call also runs ``plain`` on the same batch and compares the two.
-
-    A difference above ``check.tolerance`` raises :class:`zoo.errors.NotExactError`
-    (every later call raises it again, so no number comes from an unchecked
-    form); otherwise ``check`` records it and ``plain`` is dropped, freeing the
-    model as built. ``count(batch)``: the samples in a batch, for the report.
-    """
-    from ..fast import check_fast_matches
-
-    state: dict = {"plain": plain, "error": None}
-    lock = threading.Lock()  # the MLPerf SUT may call from worker threads
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        if state["plain"] is None and state["error"] is None:
-            return fast(batch)
-        with lock:
-            if state["error"] is not None:
-                raise state["error"]
-            out = fast(batch)
-            if state["plain"] is not None:
-                try:
-                    check.max_diff = check_fast_matches(out, state["plain"](batch),
-                                                        what=check.what, tolerance=check.tolerance)
-                except Exception as error:
-                    state["error"] = error
-                    raise
-                check.batch = count(batch)
-                state["plain"] = None
-            return out
-
-    return run
-
-
-def torch_fast_model(net):
-    """:func:`zoo.fast.fast_inference_model` of ``net`` (a new module; ``net`` is left as built)."""
-    from ..fast import fast_inference_model
-
-    return fast_inference_model(net)
-
-
-def keras_fast_function(net) -> Callable:
-    """``net``'s fast form: :func:`zoo.keras.fast.fast_inference_function` (NHWC float32 in, a tensor out)."""
-    from ..keras.fast import fast_inference_function
-
-    return fast_inference_function(net)
-
-
-@dataclass
-class Predictor:
-    """Logits of a batch: ``run(batch)`` takes float32 arrays in ``layout`` and returns (B, classes).
-
-    ``fast_check``: for a fast form, its first-batch check against the model as built.
-    """
-
-    framework: str
-    layout: str
-    run: Callable[[np.ndarray], np.ndarray]
-    fast_check: FastCheck | None = None
-
-    def __call__(self, batch: np.ndarray, batch_layout: str) -> np.ndarray:
-        """Logits of ``batch`` (given in ``batch_layout``), transposed to this framework's layout first."""
-        if batch_layout != self.layout:
-            batch = batch.transpose(0, 3, 1, 2) if self.layout == "NCHW" else batch.transpose(0, 2, 3, 1)
-        return np.asarray(self.run(np.ascontiguousarray(batch, dtype=np.float32)))
-
-
-def _upstream_module(model: str):
-    """The model's spec, which names the upstream graph's input and logits nodes."""
-    if model == "mobilenet_v1":
-        from ..specs import mobilenet_v1 as module
-    elif model == "resnet50":
-        from ..specs import resnet50 as module
-    else:
-        raise ArgumentError(f"no upstream TensorFlow graph for {model!r}")
-    return module
-
-
-def load_upstream_graph_def(model: str, path: str | os.PathLike) -> "object":
-    """The upstream frozen GraphDef: from a ``.pb``, or (MobileNet) the release ``.tgz``'s ``*_frozen.pb`` member."""
-    import tarfile
-
-    import tensorflow as tf
-
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{path}: no such upstream file")
-    where = str(path)
-    if tarfile.is_tarfile(path):
-        # Only the *_frozen.pb member is read, bounded (zoo.convert.archive); nothing is unpacked.
-        from ..convert.archive import read_member_bytes
-        from ..convert.tf_common import member_bounds
-        from ..specs.common import torch_shapes
-
-        bound = member_bounds(model, torch_shapes(_upstream_module(model).TABLE))[0]
-        member, data = read_member_bytes(path, "*_frozen.pb", bound)
-        where = f"{path}: member {member}"
-    else:
-        data = path.read_bytes()
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(data)
-    except Exception as error:  # protobuf's DecodeError
-        raise FormatError(f"{where}: not a binary GraphDef ({error})") from None
-    module = _upstream_module(model)
-    names = {node.name for node in graph_def.node}
-    for node in (module.INPUT_NODE, module.LOGITS_NODE):
-        if node not in names:
-            raise FormatError(f"{path}: the graph has no node {node!r}; is it the upstream {model} graph?")
-    return graph_def
-
-
-def _upstream_runner(model: str, path: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
-    """A session on the upstream graph, imported once, feeding its input node and fetching its logits."""
-    import tensorflow as tf
-
-    module = _upstream_module(model)
-    graph_def = load_upstream_graph_def(model, path)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.import_graph_def(graph_def, name="")
-    session = tf.compat.v1.Session(graph=graph)
-    fetch, feed = f"{module.LOGITS_NODE}:0", f"{module.INPUT_NODE}:0"
-    return lambda batch: session.run(fetch, {feed: batch})
-
-
-def make_predictor(model: str, framework: str, weights: str | os.PathLike | None = None,
-                   upstream: str | os.PathLike | None = None, device: str | None = None,
-                   fast: bool = True) -> Predictor:
-    """A :class:`Predictor` for ``model`` in ``framework`` (one of :data:`FRAMEWORKS`).
-
-    ``weights`` (a converted ``.safetensors`` path or a weights tag) is needed
-    for ``torch`` and ``keras``, ``upstream`` (the upstream graph file) for
-    ``tf-upstream``. ``device`` (torch only): default ``cuda`` when available.
-    ``fast``: run the ports in their fastest exact form (torch:
-    :func:`zoo.fast.fast_inference_model`, batch norm folded, channels_last,
-    compiled; keras: :func:`zoo.keras.fast.fast_inference_function`), checked
-    against the model as built on the first batch (the predictor's
-    ``fast_check``; :class:`zoo.errors.NotExactError` if it differs); ``False``
-    runs the models as built.
-    """
-    entry = get_model_entry(model)
-    if framework == "tf-upstream":
-        if upstream is None:
-            raise ArgumentError("--framework tf-upstream needs --upstream (the upstream .tgz or .pb)")
-        return Predictor(framework, "NHWC", _upstream_runner(model, upstream))
-    if weights is None:
-        raise ArgumentError(f"--framework {framework} needs --weights (a converted .safetensors file or a tag)")
-    if framework == "torch":
-        import torch
-
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        net = entry.load("torch_builder")(weights=weights).eval().to(device)
-
-        def runner(module: "torch.nn.Module") -> Callable[[np.ndarray], np.ndarray]:
-            def run(batch: np.ndarray) -> np.ndarray:
-                with torch.inference_mode():
-                    return module(torch.from_numpy(batch).to(device)).float().cpu().numpy()
-            return run
-
-        if not fast:
-            return Predictor(framework, "NCHW", runner(net))
-        check = FastCheck("torch: zoo.fast_inference_model")
-        return Predictor(framework, "NCHW", first_batch_checked(runner(torch_fast_model(net)), runner(net), check),
-                         check)
-    if framework == "keras":
-        net = entry.load("keras_builder")(weights=weights)
-
-        def plain(batch: np.ndarray) -> np.ndarray:
-            return np.asarray(net(batch, training=False))
-
-        if not fast:
-            return Predictor(framework, "NHWC", plain)
-        function = keras_fast_function(net)
-        check = FastCheck("keras: zoo.keras.fast.fast_inference_function")
-        return Predictor(framework, "NHWC", first_batch_checked(lambda batch: np.asarray(function(batch)), plain, check),
-                         check)
-    raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")
-
-
-# --- scoring ---------------------------------------------------------------------------
-
-def top_k_labels(logits: np.ndarray, label_offset: int, k: int = TOP_K) -> np.ndarray:
-    """(B, k) ImageNet labels of the k largest logits, best first: class index + ``label_offset``.
-
-    Ties go to the lower class index, as ``np.argmax`` (MLPerf's post-processing) does.
-    """
-    logits = np.asarray(logits)
-    if logits.ndim != 2:
-        raise InputShapeError(f"logits must be (batch, classes), got shape {logits.shape}")
-    order = np.argsort(-logits, axis=1, kind="stable")[:, :k]
-    return order + label_offset
-
-
-# --- distribution ----------------------------------------------------------------------
-
-@dataclass
-class DistContext:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 when run alone)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    backend: str | None = None
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the one that prints and writes the report."""
-        return self.rank == 0
-
-
-def init_distributed(use_cuda: bool = False) -> DistContext:
-    """Join the ``torchrun`` process group when ``WORLD_SIZE`` > 1 (NCCL with ``use_cuda``, else gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistContext()
-    import torch
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if use_cuda else "gloo"
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, backend)
-
-
-def shard_indices(count: int, rank: int, world_size: int) -> list[int]:
-    """The indices rank ``rank`` of ``world_size`` evaluates: rank, rank + N, rank + 2N, ..."""
-    return list(range(rank, count, world_size))
-
-
-def _all_reduce_counts(counts: np.ndarray, device: str) -> np.ndarray:
-    import torch
-    import torch.distributed as dist
-
-    tensor = torch.from_numpy(counts.astype(np.int64)).to(device)
-    dist.all_reduce(tensor)
-    return tensor.cpu().numpy()
-
-
-# --- the evaluation --------------------------------------------------------------------
-
-def _score(top5: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """[top-1 correct, top-5 correct, count] of (N, 5) predictions against (N,) labels."""
-    return np.array([int((top5[:, 0] == labels).sum()), int((top5 == labels[:, None]).any(1).sum()), len(labels)])
-
-
-def _metric(correct: int, count: int) -> dict:
-    return {"correct": int(correct), "percent": 100.0 * correct / count if count else 0.0}
 
 
 def evaluate_arrays(
@@ -373,15 +62,11 @@ def evaluate_arrays(
         bar.close()
     results = local
     if ctx.world_size > 1:
-        import torch.distributed as dist
-
-        device = f"cuda:{ctx.local_rank}" if ctx.backend == "nccl" else "cpu"
-        counts = np.stack([_score(np.array([s[i] for i in sorted(s)], dtype=np.int64).reshape(-1, TOP_K),
-                                  dataset.labels[sorted(s)]) for s in local])
-        counts = _all_reduce_counts(counts, device)
-        gathered: list | None = [None] * ctx.world_size if ctx.is_main else None
-        dist.gather_object(local, gathered, dst=0)
-        if not ctx.is_main:
+        counts = np.stack([score(np.array([s[i] for i in sorted(s)], dtype=np.int64).reshape(-1, TOP_K),
+                                 dataset.labels[sorted(s)]) for s in local])
+        counts = all_reduce_counts(counts, ctx)
+        gathered = gather_to_main(local, ctx)
+        if gathered is None:
             return None
         results = [{} for _ in predictors]
         for part in gathered:
@@ -400,13 +85,13 @@ def _report(model: str, dataset: ArrayDataset, predictors: Sequence[Predictor],
     sections = []
     for predictor, store in zip(predictors, results):
         top5 = np.array([store[i] for i in range(len(dataset))], dtype=np.int64).reshape(-1, TOP_K)
-        top1_correct, top5_correct, count = _score(top5, labels)
+        top1_correct, top5_correct, count = score(top5, labels)
         sections.append({
             "framework": predictor.framework,
             "fast_check": None if predictor.fast_check is None else predictor.fast_check.as_dict(),
             "count": int(count),
-            "top1": _metric(top1_correct, count),
-            "top5": _metric(top5_correct, count),
+            "top1": metric(top1_correct, count),
+            "top5": metric(top5_correct, count),
             "predictions": {name: {"label": int(label), "top5": row}
                             for name, label, row in zip(names, labels.tolist(), top5.tolist())},
         })

@@ -1,4 +1,4 @@
-"""FlowNet2-SD average end-point error on MPI-Sintel- and FlyingChairs-style folders.
+"""Average end-point error of an optical-flow model on MPI-Sintel- and FlyingChairs-style folders.
 
 Protocol of NVIDIA flownet2-pytorch's inference loaders (``datasets.py``):
 
@@ -8,8 +8,8 @@ Protocol of NVIDIA flownet2-pytorch's inference loaders (``datasets.py``):
   frames and the ground truth: Sintel's 436 rows become rows 26..409 (384),
   FlyingChairs' 384x512 is left as is. The same crop is applied here to
   Sintel's ``invalid.png`` mask.
-* Frames are read as RGB (``frame_utils.read_gen``), float32 in [0, 255]; the
-  network normalises them itself.
+* Frames are read as RGB (``frame_utils.read_gen``), float32 in [0, 255],
+  and given to the model as they are.
 * EPE per pair with :func:`zoo.flow.average_epe`, two ways, both reported:
   ``epe_all_pixels``, the mean over every pixel of the crop, which is what
   NVIDIA's ``losses.EPE`` computes (``torch.norm(target - output, p=2,
@@ -31,14 +31,20 @@ import numpy as np
 
 from ..errors import ArgumentError, FormatError, MissingFileError, UnknownFrameworkError
 from ..flow import average_epe, read_flo, read_sintel_invalid, save_flow_png
+from ..progress import Progress
+from ..registry import MODELS, InputSpec, ModelEntry, list_models
+from .fast_check import FastCheck, first_batch_checked, keras_fast_function, torch_fast_model
 
 __all__ = [
     "FlowPair",
+    "FLOW_FRAMEWORKS",
     "FlowPredictor",
     "SIZE_MULTIPLE",
     "center_crop",
     "evaluate_flow",
     "find_pairs",
+    "flow_entry",
+    "flow_models",
     "format_table",
     "load_pair",
     "make_flow_predictor",
@@ -129,62 +135,83 @@ def load_pair(pair: FlowPair) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
 
 
 class FlowPredictor:
-    """``predict(frames)``: (2, H, W, 3) float32 RGB -> (H, W, 2) flow; ``fast_check`` for a fast form, else None."""
+    """``predict(frames)``: (2, H, W, 3) float32 RGB -> (H, W, 2) flow; ``fast_check`` for a fast form, else None.
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], fast_check=None) -> None:
+    With ``input_spec``, a frame size the model does not take raises
+    :class:`~zoo.errors.InputShapeError` before the model runs.
+    """
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], fast_check=None,
+                 input_spec: InputSpec | None = None) -> None:
         self.run = run
         self.fast_check = fast_check
+        self.input_spec = input_spec
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if self.input_spec is not None:
+            self.input_spec.check_size(*frames.shape[1:3])
         return self.run(frames)
 
 
-def make_flow_predictor(framework: str, weights: str | os.PathLike, fast: bool = True) -> FlowPredictor:
-    """A :class:`FlowPredictor` for FlowNet2-SD in ``torch`` or ``keras``.
+def flow_models() -> list[str]:
+    """The registered models whose output is optical flow."""
+    return [name for name in list_models() if MODELS[name].output.kind == "flow"]
+
+
+def flow_entry(model: str | None = None) -> ModelEntry:
+    """The entry of the flow model ``model``, or of the only registered one when ``model`` is None."""
+    known = flow_models()
+    if model is None:
+        if len(known) != 1:
+            raise ArgumentError(f"name the flow model to evaluate; registered: {', '.join(known) or 'none'}")
+        model = known[0]
+    if model not in known:
+        raise ArgumentError(f"{model!r} is not a registered optical-flow model; those are: {', '.join(known) or 'none'}")
+    return MODELS[model]
+
+
+def make_flow_predictor(model: str | None, framework: str, weights: str | os.PathLike,
+                        fast: bool = True) -> FlowPredictor:
+    """A :class:`FlowPredictor` for the flow model ``model`` (None: the only one registered) in ``torch`` or ``keras``.
 
     ``fast`` (default): torch runs :func:`zoo.fast.fast_inference_model`
     (channels_last, compiled), keras :func:`zoo.keras.fast.fast_inference_function`,
     each checked against the model as built on the first pair
     (:class:`zoo.errors.NotExactError` if it differs); ``False`` runs the model as built.
     """
-    from .accuracy import FastCheck, first_batch_checked, keras_fast_function, torch_fast_model
-
+    entry = flow_entry(model)
+    if framework not in FLOW_FRAMEWORKS:
+        raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FLOW_FRAMEWORKS)}")
+    net = entry.builder(framework)(weights=weights)
     if framework == "torch":
         import torch
 
-        from ..models.flownet2_sd import estimate_flow, flownet2_sd
-
-        model = flownet2_sd(weights=weights).eval()
+        net = net.eval()
 
         def runner(module) -> Callable[[np.ndarray], np.ndarray]:
             def predict(frames: np.ndarray) -> np.ndarray:
-                # NVIDIA: np.array([img1, img2]).transpose(3, 0, 1, 2) -> (3, 2, H, W).
-                x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 1, 2)))[None]
+                # The pair in the port's layout (NVIDIA: np.array([img1, img2]).transpose(3, 0, 1, 2)), batch of one.
+                x = torch.from_numpy(np.ascontiguousarray(entry.input.convert_layout(frames[None], "keras", "torch")))
                 with torch.inference_mode():
-                    return estimate_flow(module, x)[0].permute(1, 2, 0).numpy()
+                    return module(x)[0].permute(1, 2, 0).numpy()  # (C, H, W) flow -> (H, W, C)
             return predict
 
         if not fast:
-            return FlowPredictor(runner(model))
+            return FlowPredictor(runner(net), input_spec=entry.input)
         check = FastCheck("torch: zoo.fast_inference_model")
         # One pair per call: the check's batch is one pair (two frames).
-        return FlowPredictor(first_batch_checked(runner(torch_fast_model(model)), runner(model), check,
-                                                 count=lambda frames: 1), check)
-    if framework == "keras":
-        from ..keras.flownet2_sd import flownet2_sd as keras_flownet2_sd
+        return FlowPredictor(first_batch_checked(runner(torch_fast_model(net)), runner(net), check,
+                                                 count=lambda frames: 1), check, entry.input)
 
-        model = keras_flownet2_sd(weights=weights)
+    def plain(frames: np.ndarray) -> np.ndarray:
+        return np.asarray(net(frames[None], training=False))[0]
 
-        def plain(frames: np.ndarray) -> np.ndarray:
-            return np.asarray(model(frames[None], training=False))[0]
-
-        if not fast:
-            return FlowPredictor(plain)
-        function = keras_fast_function(model)
-        check = FastCheck("keras: zoo.keras.fast.fast_inference_function")
-        return FlowPredictor(first_batch_checked(lambda frames: np.asarray(function(frames[None]))[0], plain, check,
-                                                 count=lambda frames: 1), check)
-    raise UnknownFrameworkError(f"unknown framework {framework!r}; known: {', '.join(FLOW_FRAMEWORKS)}")
+    if not fast:
+        return FlowPredictor(plain, input_spec=entry.input)
+    function = keras_fast_function(net)
+    check = FastCheck("keras: zoo.keras.fast.fast_inference_function")
+    return FlowPredictor(first_batch_checked(lambda frames: np.asarray(function(frames[None]))[0], plain, check,
+                                             count=lambda frames: 1), check, entry.input)
 
 
 def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.ndarray],
@@ -195,8 +222,6 @@ def evaluate_flow(pairs: Sequence[FlowPair], predict: Callable[[np.ndarray], np.
     (Middlebury colours, both normalised by the ground truth's largest valid
     magnitude so they compare; ``/`` in a pair's name becomes ``_``).
     """
-    from .imagenet import Progress
-
     if not pairs:
         raise ArgumentError("no flow pairs to evaluate")
     png_path = Path(png_dir) if png_dir is not None else None

@@ -3,19 +3,18 @@
 Upstream facts this module restates (mlcommons/inference, read, not copied):
 
 * ``vision/classification_and_detection/python/main.py``: the SUT answers each
-  query sample with the post-processed label as one float32
-  (``PostProcessArgMax(offset=-1)`` for MobileNet, ``PostProcessCommon(offset=-1)``
-  on the graph's ArgMax for ResNet-50): the response buffer is the float32's
-  bytes in an ``array.array("B")`` that stays referenced until
-  ``QuerySamplesComplete`` returns. Queries of more samples than
-  ``--max-batchsize`` are split into batches of at most that size. The
-  settings come from the config files first (``FromConfig(conf, model_name,
-  scenario)``, model names ``resnet50`` and ``mobilenet``), then main.py's
-  overrides: ``--time`` sets min and max duration, ``--qps`` the Server target
-  and the Offline expected qps, ``--count`` min and max query count.
-* ``loadgen/mlperf.conf`` (built into LoadGen since v4.1):
-  ``resnet50.*.performance_sample_count_override = 1024``; SingleStream's
-  metric is the 90th percentile latency, MultiStream's the 99th.
+  query sample with the post-processed label (argmax + the model's label
+  offset) as one float32: the response buffer is the float32's bytes in an
+  ``array.array("B")`` that stays referenced until ``QuerySamplesComplete``
+  returns. Queries of more samples than ``--max-batchsize`` are split into
+  batches of at most that size. The settings come from the config files first
+  (``FromConfig(conf, model_name, scenario)``, ``model_name`` being
+  ``entry.mlperf.model_name``), then main.py's overrides: ``--time`` sets min
+  and max duration, ``--qps`` the Server target and the Offline expected qps,
+  ``--count`` min and max query count.
+* ``loadgen/mlperf.conf`` (built into LoadGen since v4.1): ResNet-50's
+  ``performance_sample_count_override = 1024``, used here for every model on
+  the same ImageNet QSL; SingleStream's metric is the 90th percentile latency, MultiStream's the 99th.
 * ``tools/accuracy-imagenet.py``: scoring ``mlperf_log_accuracy.json``: skip a
   ``qsl_idx`` already seen, decode ``data`` (hex) as float32, compare
   ``int(data[0])`` with the val_map label of line ``qsl_idx``, print
@@ -44,12 +43,12 @@ import numpy as np
 from ..errors import ArgumentError, FormatError, MissingFileError, ZooError
 from ..fileio import atomic_write_bytes
 from ..registry import get_model_entry
-from .accuracy import Predictor, make_predictor
-from .imagenet import ArrayDataset
+from .datasets import ArrayDataset
+from .imagenet_models import mlperf_entry
+from .predictors import Predictor, make_predictor
 
 __all__ = [
     "BACKENDS",
-    "MLPERF_MODEL_NAMES",
     "MODES",
     "PERFORMANCE_SAMPLE_COUNT",
     "SCENARIOS",
@@ -71,9 +70,7 @@ SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 # --mode -> LoadGen's TestMode member.
 MODES = {"accuracy": "AccuracyOnly", "performance": "PerformanceOnly", "submission": "SubmissionRun"}
 BACKENDS = ("torch", "keras", "onnxruntime", "tf-upstream")
-# main.py SUPPORTED_PROFILES "model-name": the names mlperf.conf keys on.
-MLPERF_MODEL_NAMES = {"resnet50": "resnet50", "mobilenet_v1": "mobilenet"}
-# mlperf.conf: resnet50.*.performance_sample_count_override = 1024 (MobileNet ran on the same ImageNet QSL).
+# mlperf.conf's performance_sample_count_override for the ImageNet QSL (ResNet-50's).
 PERFORMANCE_SAMPLE_COUNT = 1024
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 SUMMARY_LOG = "mlperf_log_summary.txt"
@@ -123,7 +120,7 @@ class SampleLibrary:
 # --- backends --------------------------------------------------------------------------
 
 def _onnxruntime_predictor(model: str, weights, batch: int, threads: int | None) -> Predictor:
-    """ONNX Runtime on the PyTorch port exported at a static (batch, 3, 224, 224); smaller batches are zero-padded."""
+    """ONNX Runtime on the PyTorch port exported at a static batch size ``batch``; smaller batches are zero-padded."""
     import tempfile
 
     try:
@@ -152,7 +149,8 @@ def _onnxruntime_predictor(model: str, weights, batch: int, threads: int | None)
     def chunked(x: np.ndarray) -> np.ndarray:
         return np.concatenate([run(x[i:i + batch]) for i in range(0, len(x), batch)])
 
-    return Predictor("onnxruntime", "NCHW", chunked)
+    # The export takes the PyTorch port's input layout.
+    return Predictor("onnxruntime", get_model_entry(model).input.layout("torch"), chunked)
 
 
 def make_backend(model: str, backend: str, weights=None, upstream=None, device: str | None = None,
@@ -257,7 +255,7 @@ def make_settings(lg, model: str, scenario: str, mode: str, user_conf: str | os.
     check_scenario(scenario)
     if mode not in MODES:
         raise ArgumentError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-    name = MLPERF_MODEL_NAMES[model]
+    name = mlperf_entry(model).mlperf.model_name
     settings = lg.TestSettings()
     # conf_type=0: only LoadGen's built-in mlperf.conf, applied on every call (see the module docstring).
     if settings.FromConfig("", name, scenario, 0) != 0:
@@ -286,7 +284,7 @@ def make_settings(lg, model: str, scenario: str, mode: str, user_conf: str | os.
         settings.min_query_count = count
         settings.max_query_count = count
     if dataset_size is not None and settings.performance_sample_count_override > dataset_size:
-        # mlperf.conf asks ResNet-50 for 1024 samples in memory; a smaller data set can hold only its own.
+        # mlperf.conf asks for 1024 samples in memory; a smaller data set can hold only its own.
         settings.performance_sample_count_override = dataset_size
     return settings
 

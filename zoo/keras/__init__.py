@@ -2,25 +2,57 @@
 
 The models build, load weights and run under ``KERAS_BACKEND=tensorflow``,
 ``jax`` or ``torch`` with the same outputs; nothing here imports TensorFlow
-itself (only Keras's TensorFlow backend does), and torch is imported only to
-resolve a weights tag. Importing this package imports Keras and its backend;
-``import zoo`` does not. Without them, the import fails with a message naming
-the extra to install (``zoo[keras]``, ``zoo[tensorflow]`` or ``zoo[jax]``).
+itself (only Keras's TensorFlow backend does). Importing this package imports
+Keras and its backend; ``import zoo`` does not. Without them, the import fails
+with a message naming the extra to install (``zoo[keras]``, ``zoo[tensorflow]``
+or ``zoo[jax]``).
+
+Each registered model's Keras builder is an attribute under the model's name
+and under the builder's own (``zoo.keras.resnet50``, ``zoo.keras.resnet50_tf_compat``).
 """
 
+from typing import Any
+
+from ..registry import get_model_entry, list_models
 from ._require import require_keras
 
 require_keras()
 
-from . import layers  # noqa: E402
-from .flownet2_sd import flownet2_sd  # noqa: E402
-from .mobilenet_v1 import mobilenet_v1_tf_compat  # noqa: E402
-from .resnet50 import resnet50_tf_compat  # noqa: E402
+from . import layers  # noqa: E402 - imports Keras: after the check, which names the extra to install
 
-# The registry names, as builders (as on ``zoo``). These names shadow the
-# submodules as attributes, as ``flownet2_sd`` always has: import from them with
-# ``from zoo.keras.mobilenet_v1 import ...``, which reads sys.modules.
-mobilenet_v1 = mobilenet_v1_tf_compat
-resnet50 = resnet50_tf_compat
 
-__all__ = ["flownet2_sd", "layers", "mobilenet_v1", "mobilenet_v1_tf_compat", "resnet50", "resnet50_tf_compat"]
+def _builder_names() -> dict[str, str]:
+    """Attribute -> registry name: each model's Keras builder, under the model's name and the builder's own."""
+    names = {}
+    for model in list_models():
+        names[model] = names[get_model_entry(model).builder_name("keras")] = model
+    return names
+
+
+def _bind_builders() -> None:
+    """Make each registered model's builder an attribute of this package.
+
+    Importing a port's module (``zoo.keras.mobilenet_v1``) sets the package
+    attribute of that name to the module; binding afterwards makes the
+    attribute the builder, as on ``zoo``. ``from zoo.keras.mobilenet_v1 import
+    ...`` still works: it reads ``sys.modules``.
+    """
+    for attribute, model in _builder_names().items():
+        globals()[attribute] = get_model_entry(model).builder("keras")
+
+
+_bind_builders()
+
+
+def __getattr__(name: str) -> Any:
+    # Computed on each use, so that models registered at run time are found and listed too.
+    if name == "__all__":
+        return sorted({"layers", *_builder_names()})
+    model = _builder_names().get(name)
+    if model is not None:
+        return get_model_entry(model).builder("keras")
+    raise AttributeError(f"module 'zoo.keras' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_builder_names()})

@@ -1,4 +1,4 @@
-"""The fast form of a Keras port under TensorFlow: batch norm folded, in a ``tf.function``, XLA where it pays.
+"""The fast form of a Keras port under TensorFlow: batch norm folded, in a ``tf.function``, XLA on request.
 
 The TensorFlow-only counterpart of :func:`zoo.fast_inference_model` (this is
 the one module of ``zoo.keras`` that imports TensorFlow; the ports themselves
@@ -10,6 +10,8 @@ run on any Keras backend)::
     logits = run(x_nhwc)      # float32 NHWC array or tensor -> tf.Tensor; the first call per shape traces
 
 Each input shape is traced (and, with XLA, compiled) once, on its first call.
+XLA is off by default: on CPU it measured no faster for any port
+(``docs/benchmarks.md``, the ``keras-xla`` rows); ``jit_compile=True`` turns it on.
 """
 
 from __future__ import annotations
@@ -21,34 +23,19 @@ import keras
 from ..errors import ArgumentError, InputTypeError
 from .fold import fold_batch_norms
 
-# XLA (jit_compile=True) per port, chosen by measurement: the full benchmarks/run.py of
-# 2026-12-03 07:12 UTC (idle 2-core AVX-512 EPYC, tensorflow-cpu 2.21; ms per batch, folded
-# tf.function without vs with XLA, both exact):
-#   mobilenet_v1  224x224 batch 1:  17.9 vs  17.6;  batch 32:  250 vs  236
-#   resnet50      224x224 batch 1:  52.7 vs  61.8;  batch 32: 1349 vs 1335
-#   flownet2_sd   384x512 batch 1:   309 vs   282 (unfolded);  batch 4: 1094 vs 1149
-# XLA is 17% slower for ResNet-50 at batch 1 and otherwise within this VM's +-15% run-to-run
-# noise (an earlier run under load measured it 10x slower for MobileNet-v1), so it is off for
-# every port; jit_compile=True still works (and is tested exact).
-JIT_COMPILE: dict[str, bool] = {
-    "mobilenet_v1_tf_compat": False,
-    "resnet50_tf_compat": False,
-    "flownet2_sd": False,
-}
-
 
 def _base_name(model: keras.Model) -> str:
     name = model.name
     return name[: -len("_folded")] if name.endswith("_folded") else name
 
 
-def fast_inference_function(model: keras.Model, jit_compile: bool | None = None) -> Callable[[Any], Any]:
+def fast_inference_function(model: keras.Model, jit_compile: bool = False) -> Callable[[Any], Any]:
     """``model`` (a zoo Keras port) folded and wrapped in a ``tf.function``: NHWC float32 in, ``tf.Tensor`` out.
 
     Batch norm is folded into the convolutions (:func:`zoo.keras.fold.fold_batch_norms`,
-    float64 algebra rounded once). ``jit_compile=None`` uses XLA for the ports
-    where it measured faster (:data:`JIT_COMPILE`); ``True``/``False`` force it.
-    Needs ``KERAS_BACKEND=tensorflow``.
+    float64 algebra rounded once). ``jit_compile=True`` compiles the function
+    with XLA (exact too, but not faster on CPU). Needs ``KERAS_BACKEND=tensorflow``.
+    The returned function has the attributes ``jit_compile`` and ``folded`` (the folded model).
 
     Raises:
         ArgumentError: Keras runs on another backend.
@@ -59,8 +46,7 @@ def fast_inference_function(model: keras.Model, jit_compile: bool | None = None)
     import tensorflow as tf
 
     folded = fold_batch_norms(model)
-    if jit_compile is None:
-        jit_compile = JIT_COMPILE.get(_base_name(model), False)
+    jit_compile = bool(jit_compile)
 
     @tf.function(jit_compile=jit_compile)
     def forward(x: Any) -> Any:

@@ -22,6 +22,7 @@ from .layers import TorchBilinearResize, TorchConv2D, TorchConv2DTranspose, Torc
 from .input_checks import InputCheckedModel
 from .weights import kernel_initializer, load_canonical_into_keras
 from ..errors import ArgumentError
+from ..hub import resolve_weights
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -52,7 +53,9 @@ def flownet2_sd(
     """NVIDIA's FlowNet2-SD as a Keras model (eval output only).
 
     Args:
-        weights: ``None`` or the path of a converted ``.safetensors`` file.
+        weights: ``None`` for random initialisation; the path of a converted
+            ``.safetensors`` file; or a weights tag (``"nvidia"``), whose file
+            :func:`zoo.hub.resolve_weights` finds in the cache, downloads or converts.
         input_shape: (H, W), multiples of 64, or None for any.
         cast_weights: cast a weights file of another dtype (float16, int8, ...)
             to float32 instead of refusing it.
@@ -92,5 +95,6 @@ def flownet2_sd(
     outputs = TorchBilinearResize(scale_factor=4, name="upsample1")(flow)
     model = InputCheckedModel(frames, outputs, name="flownet2_sd", spatial_multiple=SIZE_MULTIPLE)
     if weights is not None:
-        load_canonical_into_keras(model, weights, "flownet2_sd", spec.TABLE, cast=cast_weights)
+        load_canonical_into_keras(model, resolve_weights(weights, "flownet2_sd"), "flownet2_sd", spec.TABLE,
+                                  cast=cast_weights)
     return model

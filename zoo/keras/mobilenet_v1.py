@@ -1,9 +1,11 @@
-"""MobileNet-v1 1.0/224 (MLPerf, TF-slim) in Keras: NHWC input in [-1, 1], logits over 1001 classes.
+"""MobileNet-v1 1.0/224 (MLPerf, TF-slim) in Keras, NHWC.
 
-The same function as :mod:`zoo.models.mobilenet_v1`; here TF's own ``"same"``
-padding is the upstream semantics. Layers are named after the PyTorch modules
-(:func:`zoo.specs.keras_layer_name`: ``features.conv2d_0.conv`` is layer
-``features-conv2d_0-conv``) and each converted tensor loads through the name table :data:`zoo.specs.mobilenet_v1.TABLE`.
+The same function as :mod:`zoo.models.mobilenet_v1`; the facts about the
+model are in :mod:`zoo.specs.mobilenet_v1` and its registry entry. Here TF's
+own ``"same"`` padding is the upstream semantics. Layers are named after the
+PyTorch modules (:func:`zoo.specs.keras_layer_name`: ``features.conv2d_0.conv``
+is layer ``features-conv2d_0-conv``) and each converted tensor loads through
+the name table :data:`zoo.specs.mobilenet_v1.TABLE`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..specs.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS
 from .input_checks import InputCheckedModel
 from .weights import kernel_initializer, load_canonical_into_keras
 from ..errors import ArgumentError
+from ..hub import resolve_weights
 
 
 def _conv_bn_relu6(x, prefix: str, filters: int | None, kernel: int, stride: int, init: str):
@@ -41,7 +44,9 @@ def mobilenet_v1_tf_compat(
     """MLPerf's MobileNet-v1 1.0/224 as a Keras model.
 
     Args:
-        weights: ``None`` or the path of a converted ``.safetensors`` file.
+        weights: ``None`` for random initialisation; the path of a converted
+            ``.safetensors`` file; or a weights tag (``"mlperf"``), whose file
+            :func:`zoo.hub.resolve_weights` finds in the cache, downloads or converts.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         input_shape: NHWC without the batch; any size >= 32 (global average pool).
         cast_weights: cast a weights file of another dtype (float16, int8, ...)
@@ -68,5 +73,6 @@ def mobilenet_v1_tf_compat(
     outputs = keras.layers.Flatten(name="squeeze")(x)
     model = InputCheckedModel(inputs, outputs, name="mobilenet_v1_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "mobilenet_v1", spec.TABLE, cast=cast_weights)
+        load_canonical_into_keras(model, resolve_weights(weights, "mobilenet_v1"), "mobilenet_v1", spec.TABLE,
+                                  cast=cast_weights)
     return model

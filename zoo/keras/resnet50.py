@@ -1,6 +1,7 @@
-"""ResNet-50 v1.5 (MLPerf ``resnet50_v1.pb``) in Keras: NHWC input, MLPerf ``pre_process_vgg``.
+"""ResNet-50 v1.5 (MLPerf ``resnet50_v1.pb``) in Keras, NHWC.
 
-The same function as :mod:`zoo.models.resnet50`. Convolutions pad
+The same function as :mod:`zoo.models.resnet50`; the facts about the model
+are in :mod:`zoo.specs.resnet50` and its registry entry. Convolutions pad
 symmetrically by (k-1)//2 (:class:`zoo.keras.layers.TorchConv2D`: Keras
 ``"same"`` at stride 1, where it is symmetric for odd kernels; an explicit pad
 and VALID at stride 2, as TF official's ``fixed_padding`` does); the max pool
@@ -22,6 +23,7 @@ from .layers import TorchConv2D
 from .input_checks import InputCheckedModel
 from .weights import kernel_initializer, load_canonical_into_keras
 from ..errors import ArgumentError
+from ..hub import resolve_weights
 
 
 def _conv_bn(x, conv: str, bn: str, filters: int, kernel: int, stride: int, init: str):
@@ -53,7 +55,9 @@ def resnet50_tf_compat(
     """MLPerf's ResNet-50 v1.5 as a Keras model (NHWC, logits over ``num_classes``).
 
     Args:
-        weights: ``None`` or the path of a converted ``.safetensors`` file.
+        weights: ``None`` for random initialisation; the path of a converted
+            ``.safetensors`` file; or a weights tag (``"mlperf"``), whose file
+            :func:`zoo.hub.resolve_weights` finds in the cache, downloads or converts.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         input_shape: NHWC without the batch; any size >= 32.
         cast_weights: cast a weights file of another dtype (float16, int8, ...)
@@ -80,5 +84,6 @@ def resnet50_tf_compat(
     outputs = keras.layers.Dense(num_classes, name="fc", kernel_initializer=init)(x)
     model = InputCheckedModel(inputs, outputs, name="resnet50_tf_compat")
     if weights is not None:
-        load_canonical_into_keras(model, weights, "resnet50", spec.TABLE, cast=cast_weights)
+        load_canonical_into_keras(model, resolve_weights(weights, "resnet50"), "resnet50", spec.TABLE,
+                                  cast=cast_weights)
     return model

@@ -5,17 +5,19 @@ tensor, the Keras layer and attribute that receive it and the layout rule
 (:mod:`zoo.layouts`). Loading is strict: every tensor in the table must be in
 the file with a shape that fits its Keras weight, the file may hold nothing
 else, and every weight of the Keras model must be in the table; every tensor
-must be float32 (or cast on request) and finite.
+must be float32 (or cast on request) and finite. This module loads a file
+only: a weights tag is resolved to its file by :func:`zoo.hub.resolve_weights`.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
 
-from ..errors import FormatError, TensorShapeError
+from ..errors import ArgumentError, FormatError, TensorShapeError
 from ..layouts import torch_to_tf
 from ..registry import name_table
 from ..specs import NameTable
@@ -33,35 +35,30 @@ def kernel_initializer(weights: object) -> str:
     return "glorot_uniform" if weights is None else "zeros"
 
 
-def _resolve_weights(weights: str | os.PathLike, model_name: str | None):
-    # zoo.weights imports torch; import it only when a file is actually loaded.
-    from ..weights import resolve_weights
-
-    return resolve_weights(weights, model_name)
-
-
 def load_canonical_into_keras(
     model: keras.Model,
-    weights: str | os.PathLike,
+    path: str | os.PathLike,
     model_name: str | None = None,
     table: NameTable | None = None,
     cast: bool = False,
 ) -> None:
-    """Load a converted ``.safetensors`` file (or ``model_name``'s weights tag) into ``model``, strictly.
+    """Load the converted ``.safetensors`` file at ``path`` into ``model``, strictly.
 
-    ``table`` defaults to ``model_name``'s name table. Every tensor must be
-    float32 and finite (:func:`zoo.weights_check.checked_float32`); ``cast=True``
-    casts a file of another dtype (float16, int8, ...) to float32 instead of
-    refusing it. The builders take ``cast_weights=True`` for the same.
+    ``table`` defaults to ``model_name``'s name table (:func:`zoo.registry.name_table`).
+    Every tensor must be float32 and finite (:func:`zoo.weights_check.checked_float32`);
+    ``cast=True`` casts a file of another dtype (float16, int8, ...) to float32
+    instead of refusing it. The builders take ``cast_weights=True`` for the same.
     """
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     if table is None:
         if model_name is None:
-            raise ValueError("load_canonical_into_keras needs model_name or table")
+            raise ArgumentError("load_canonical_into_keras needs model_name or table")
         table = name_table(model_name)
-    path = _resolve_weights(weights, model_name)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FormatError(f"weights file not found: {path}")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:

@@ -6,23 +6,9 @@ from torch import nn
 
 from ..errors import ArgumentError
 
-# Which epsilon a TF fused batch norm computes with (tested in tests/test_layers.py,
-# test_tf_fused_batch_norm_epsilon_facts, against TF 2.21):
-#
-# * the ops (``tf.raw_ops.FusedBatchNorm``, ``FusedBatchNormV3``) use their
-#   ``epsilon`` attr exactly as given, 1e-6 included: no floor when a graph runs;
-# * TF 2.x's wrapper ``tf.compat.v1.nn.fused_batch_norm`` (there is no
-#   ``tf.nn.fused_batch_norm`` in TF 2) stores the epsilon it is given unchanged;
-# * TF 1.x's wrapper ``tf.nn.fused_batch_norm`` (tensorflow/python/ops/nn_impl.py,
-#   "min_epsilon = 1.001e-5", cuDNN's CUDNN_BN_MIN_EPSILON 1e-5 plus a margin)
-#   raised any smaller epsilon to 1.001e-5 *before* creating the node, so a TF 1.x
-#   graph built with epsilon=1e-5 (ResNet-50's resnet50_v1.pb) stores 1.001e-5.
-#
-# So the floor belongs to building a graph with TF 1.x, never to running one: ports
-# pass the epsilon the graph's node stores, and these helpers use it as given. The
-# converters check every batch norm node's epsilon against the port's
-# (zoo.convert.graph_check). ``tf1_fused_bn_epsilon`` says what a TF 1.x graph stores
-# for a source-level epsilon, for code that starts from the source's value.
+# TF fused batch norm ops apply their epsilon attr as given; only TF 1.x's graph-building
+# wrapper raised it to this floor (tensorflow/python/ops/nn_impl.py, fused_batch_norm:
+# "min_epsilon = 1.001e-5"), so ports pass the epsilon the graph stores.
 TF1_FUSED_BN_MIN_EPSILON = 1.001e-5
 TF_FUSED_BN_MIN_EPSILON = TF1_FUSED_BN_MIN_EPSILON  # the former name, kept for importers
 
@@ -31,7 +17,7 @@ def tf_fused_bn_epsilon(epsilon: float) -> float:
     """The epsilon a TF fused batch norm node whose ``epsilon`` attr is ``epsilon`` computes with: that value.
 
     Validates it (> 0) and returns it unchanged; it never raises it to a floor
-    (see the module comment: TF ops apply their attr as given).
+    (TF ops apply their attr as given: see :data:`TF1_FUSED_BN_MIN_EPSILON`).
     """
     if not epsilon > 0:
         raise ArgumentError(f"epsilon must be > 0, got {epsilon}")

@@ -1,12 +1,10 @@
-"""FlowNet2-SD, NVIDIA flownet2-pytorch's small-displacement optical-flow network.
+"""FlowNet2-SD, NVIDIA flownet2-pytorch's small-displacement optical-flow network, in PyTorch.
 
-Upstream: NVIDIA/flownet2-pytorch ``models.FlowNet2SD`` (on ``networks.FlowNetSD``
-with ``batchNorm=False``), converted by NVIDIA from lmb-freiburg's Caffe
-FlowNet2-SD; checkpoint ``FlowNet2-SD_checkpoint.pth.tar`` (60 tensors,
-45,371,666 parameters, no batch norm). Input (B, 3, 2, H, W): RGB in [0, 255],
-frame 0 then frame 1, H and W multiples of 64. Eval output (B, 2, H, W): flow
-in pixels (u, v). In train mode: the five pyramid flows (flow2 .. flow6),
-unscaled, as NVIDIA returns them.
+The facts about the model (upstream checkpoint, layer list, ``div_flow``,
+``rgb_max``, the size multiple) are in :mod:`zoo.specs.flownet2_sd`; its input
+in its registry entry (``zoo.get_model_entry("flownet2_sd")``). Eval output
+(B, 2, H, W): flow in pixels (u, v). In train mode: the five pyramid flows
+(flow2 .. flow6), unscaled, as NVIDIA returns them.
 """
 
 from __future__ import annotations
@@ -19,11 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputShapeError
+from ..hub import resolve_weights
 from ..layers.input_checks import check_input_tensor, parameter_dtype
-
-# Architecture constants (encoder, decoder widths, div_flow, rgb_max, slope) live in
-# zoo.specs, shared with Keras.
-from ..specs.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, RGB_MAX, SIZE_MULTIPLE  # noqa: E402
+# Architecture constants (encoder, decoder widths, div_flow, rgb_max, slope), shared with Keras.
+from ..specs.flownet2_sd import DECODER, DIV_FLOW, ENCODER, LEAKY_SLOPE, PREDICT_FLOW, RGB_MAX, SIZE_MULTIPLE
+from ..weights import load_torch_weights
 
 
 def _conv_leaky(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
@@ -47,7 +45,7 @@ class FlowNet2SD(nn.Module):
             setattr(self, f"deconv{level}", _deconv_leaky(deconv_in, deconv_out))
             # networks.submodules.i_conv(batchNorm=False): a bare conv in a Sequential.
             setattr(self, f"inter_conv{level}", nn.Sequential(nn.Conv2d(inter_in, inter_out, 3, 1, 1)))
-        for level, channels in zip((6, 5, 4, 3, 2), (1024, 512, 256, 128, 64)):
+        for level, channels in PREDICT_FLOW.items():
             setattr(self, f"predict_flow{level}", nn.Conv2d(channels, 2, 3, 1, 1))
         for level in (6, 5, 4, 3):
             setattr(self, f"upsampled_flow{level}_to_{level - 1}", nn.ConvTranspose2d(2, 2, 4, 2, 1))
@@ -138,8 +136,10 @@ def flownet2_sd(weights: str | os.PathLike | None = None, cast_weights: bool = F
     """NVIDIA's FlowNet2-SD in PyTorch.
 
     Args:
-        weights: ``None`` for random initialisation, or the path of a converted
-            ``.safetensors`` file (``python scripts/convert.py flownet2_sd ...``).
+        weights: ``None`` for random initialisation; the path of a converted
+            ``.safetensors`` file (``python scripts/convert.py flownet2_sd ...``);
+            or a weights tag (``"nvidia"``), whose file :func:`zoo.hub.resolve_weights`
+            finds in the cache, downloads or converts.
         cast_weights: cast a weights file of another dtype (float16, int8, ...)
             to float32 instead of refusing it.
 
@@ -151,7 +151,5 @@ def flownet2_sd(weights: str | os.PathLike | None = None, cast_weights: bool = F
     """
     model = FlowNet2SD()
     if weights is not None:
-        from ..weights import load_torch_weights
-
-        load_torch_weights(model, weights, "flownet2_sd", cast=cast_weights)
+        load_torch_weights(model, resolve_weights(weights, "flownet2_sd"), cast=cast_weights)
     return model.eval()

@@ -1,9 +1,9 @@
-"""MobileNet-v1 1.0/224 as MLPerf Inference ships it (TF-slim, 1001 classes).
+"""MobileNet-v1 1.0/224 as MLPerf Inference ships it (TF-slim), in PyTorch.
 
-Upstream: TF-slim ``nets/mobilenet_v1.py``, release ``mobilenet_v1_2018_08_02``
-(``mobilenet_v1_1.0_224.tgz``), MLPerf's float MobileNet, 71.676% top-1.
-Input NCHW float in [-1, 1]; output logits over 1001 classes, class 0 the
-background (ImageNet label = argmax - 1).
+The facts about the model (upstream release, layer list, strides, epsilon,
+number of classes) are in :mod:`zoo.specs.mobilenet_v1`; its input,
+preprocessing and reference accuracy in its registry entry
+(``zoo.get_model_entry("mobilenet_v1")``).
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+from ..hub import resolve_weights
 from ..layers import ConvBnAct
 from ..layers.input_checks import check_input_tensor, check_nchw, parameter_dtype
-from ..errors import ArgumentError
-
-# Architecture constants (TF-slim MOBILENETV1_CONV_DEFS, epsilon) live in zoo.specs, shared with Keras.
-from ..specs.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS  # noqa: E402
+# Architecture constants (TF-slim MOBILENETV1_CONV_DEFS, epsilon), shared with Keras.
+from ..specs.mobilenet_v1 import BN_EPSILON, SEPARABLE_BLOCKS, STEM_CHANNELS
+from ..weights import load_torch_weights
 
 
 class MobileNetV1TfCompat(nn.Module):
@@ -71,8 +72,10 @@ def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes
     """MLPerf's MobileNet-v1 1.0/224 in PyTorch.
 
     Args:
-        weights: ``None`` for random initialisation, or the path of a converted
-            ``.safetensors`` file (``python scripts/convert.py mobilenet_v1 ...``).
+        weights: ``None`` for random initialisation; the path of a converted
+            ``.safetensors`` file (``python scripts/convert.py mobilenet_v1 ...``);
+            or a weights tag (``"mlperf"``), whose file :func:`zoo.hub.resolve_weights`
+            finds in the cache, downloads or converts.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         cast_weights: cast a weights file of another dtype (float16, int8, ...)
             to float32 instead of refusing it.
@@ -85,7 +88,5 @@ def mobilenet_v1_tf_compat(weights: str | os.PathLike | None = None, num_classes
     """
     model = MobileNetV1TfCompat(num_classes)
     if weights is not None:
-        from ..weights import load_torch_weights
-
-        load_torch_weights(model, weights, "mobilenet_v1", cast=cast_weights)
+        load_torch_weights(model, resolve_weights(weights, "mobilenet_v1"), cast=cast_weights)
     return model.eval()

@@ -1,11 +1,8 @@
-"""ResNet-50 v1.5 as MLPerf Inference ships it (TF frozen graph ``resnet50_v1.pb``).
+"""ResNet-50 v1.5 as MLPerf Inference ships it (TF frozen graph ``resnet50_v1.pb``), in PyTorch.
 
-Upstream: TF official models r1 ResNet (``official/resnet/resnet_model.py``,
-resnet_size 50, resnet_version 1, the "v1.5" variant with the stride on the
-3x3 convolution), exported 20181001 and frozen; MLPerf reference 76.456%
-top-1. Input NCHW float, MLPerf ``pre_process_vgg`` (RGB minus
-[123.68, 116.78, 103.94], no scaling); output logits over 1001 classes, class 0
-the background.
+The facts about the model (upstream, layer lists, strides, epsilon, number of
+classes) are in :mod:`zoo.specs.resnet50`; its input, preprocessing and
+reference accuracy in its registry entry (``zoo.get_model_entry("resnet50")``).
 
 Padding, as the TF code does it: strided convolutions use ``fixed_padding``
 ((k-1)//2 before, the rest after, then VALID), which is symmetric for the odd
@@ -22,13 +19,13 @@ import os
 import torch
 from torch import nn
 
+from ..errors import ArgumentError
+from ..hub import resolve_weights
 from ..layers import MaxPool2dSame, batch_norm_2d_tf
 from ..layers.input_checks import check_input_tensor, check_nchw, parameter_dtype
-from ..errors import ArgumentError
-
-# Architecture constants (stages, widths, strides, batch-norm epsilon and decay) live in
-# zoo.specs, shared with Keras.
-from ..specs.resnet50 import BLOCKS, BN_DECAY, BN_EPSILON, EXPANSION, FILTERS, STRIDES  # noqa: E402
+# Architecture constants (stages, widths, strides, batch-norm epsilon and decay), shared with Keras.
+from ..specs.resnet50 import BLOCKS, BN_DECAY, BN_EPSILON, EXPANSION, FILTERS, STRIDES
+from ..weights import load_torch_weights
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
@@ -102,8 +99,10 @@ def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: in
     """MLPerf's ResNet-50 v1.5 in PyTorch.
 
     Args:
-        weights: ``None`` for random initialisation, or the path of a converted
-            ``.safetensors`` file (``python scripts/convert.py resnet50 ...``).
+        weights: ``None`` for random initialisation; the path of a converted
+            ``.safetensors`` file (``python scripts/convert.py resnet50 ...``); or
+            a weights tag (``"mlperf"``), whose file :func:`zoo.hub.resolve_weights`
+            finds in the cache, downloads or converts.
         num_classes: 1001 for the upstream classifier (class 0 = background).
         cast_weights: cast a weights file of another dtype (float16, int8, ...)
             to float32 instead of refusing it.
@@ -116,7 +115,5 @@ def resnet50_tf_compat(weights: str | os.PathLike | None = None, num_classes: in
     """
     model = ResNet50TfCompat(num_classes)
     if weights is not None:
-        from ..weights import load_torch_weights
-
-        load_torch_weights(model, weights, "resnet50", cast=cast_weights)
+        load_torch_weights(model, resolve_weights(weights, "resnet50"), cast=cast_weights)
     return model.eval()

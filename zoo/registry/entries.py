@@ -66,7 +66,7 @@ MOBILENET_V1 = ModelEntry(
                   "preprocessing_function": "mlcommons/inference, vision/classification_and_detection/python/dataset.py"},
     ),
     benchmark=BenchmarkSpec(
-        quick_batch_sizes=(1, 4), published_gflop=1.14, **_CLASSIFIER_BENCHMARK,
+        quick_batch_sizes=(1, 4), published_gflop=1.14, loadgen_offline_samples=256, **_CLASSIFIER_BENCHMARK,
         citation={"published_gflop": "Howard et al. 2017, MobileNets, Table 8: 569 million mult-adds at 224x224"},
     ),
     reference_metric={
@@ -136,7 +136,8 @@ RESNET50 = ModelEntry(
                   "preprocessing_function": "mlcommons/inference, vision/classification_and_detection/python/dataset.py"},
     ),
     benchmark=BenchmarkSpec(
-        quick_batch_sizes=(1, 2), published_gflop=8.2, **_CLASSIFIER_BENCHMARK,
+        quick_batch_sizes=(1, 2), published_gflop=8.2, ceiling_fraction_goal=0.75,
+        loadgen_offline_samples=96, **_CLASSIFIER_BENCHMARK,
         citation={"published_gflop": "about 4.1 billion multiply-adds per 224x224 image for ResNet-50 v1.5 "
                   "(NVIDIA DeepLearningExamples, ResNet50 v1.5 README)"},
     ),
@@ -190,6 +191,8 @@ FLOWNET2_SD = ModelEntry(
     tolerance=ParityTolerance(atol=1e-3, unit="px"),
     onnx=OnnxNames(input="frames", output="flow"),
     demo_inputs="zoo.samples:stereo_motorcycle_pair",
+    # The same tensors in the Caffe .caffemodel.h5 the checkpoint was converted from.
+    alternate_names={key: f"data/{layer}/{blob}" for key, (layer, blob) in flownet2_sd_spec.CAFFE_BLOBS.items()},
     benchmark=BenchmarkSpec(
         batch_sizes=(1, 4), quick_batch_sizes=(1,), sample="pair", speedup_goals=(1.3, 1.3),
         # 256x384: a multiple of 64 at half the FLOPs, to keep a quick run under a minute.

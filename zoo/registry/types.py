@@ -167,6 +167,14 @@ class ClassifierOutput:
     categories: str = ""
     kind: str = "classifier"
 
+    def to_torch_layout(self, keras_output: Any) -> np.ndarray:
+        """A Keras output as PyTorch's: logits are (B, num_classes) in both."""
+        return np.asarray(keras_output)
+
+    def to_keras_layout(self, torch_output: Any) -> np.ndarray:
+        """A PyTorch output as Keras': logits are (B, num_classes) in both."""
+        return np.asarray(torch_output)
+
 
 @dataclass(frozen=True)
 class FlowOutput:
@@ -179,6 +187,10 @@ class FlowOutput:
     def to_torch_layout(self, keras_output: Any) -> np.ndarray:
         """A Keras (B, H, W, C) output as PyTorch's (B, C, H, W)."""
         return np.asarray(keras_output).transpose(0, 3, 1, 2)
+
+    def to_keras_layout(self, torch_output: Any) -> np.ndarray:
+        """A PyTorch (B, C, H, W) output as Keras' (B, H, W, C)."""
+        return np.asarray(torch_output).transpose(0, 2, 3, 1)
 
 
 @dataclass(frozen=True)
@@ -263,6 +275,10 @@ class BenchmarkSpec:
     published_gflop: float | None = None  # per sample, for the cross-check of counted FLOPs
     # Goals for the fastest exact PyTorch form's speed over the upstream's, at the smallest and largest batch.
     speedup_goals: tuple[float, float] | None = None
+    # Goal for the fastest exact mode's share of the machine's fp32 matmul ceiling at the largest batch.
+    ceiling_fraction_goal: float | None = None
+    # Samples in the one query of the MLPerf LoadGen Offline row (full run).
+    loadgen_offline_samples: int = 64
     citation: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -282,7 +298,8 @@ class ModelEntry:
     - ``standin``: a module (or object) with ``write_upstream(folder, seed=0) -> Path``
       (a stand-in of the upstream release in its exact format) and
       ``reference_forward(upstream_file, batch) -> ndarray`` (the upstream
-      computation on a batch in the Keras layout, output in the Keras layout).
+      computation on a batch in the Keras layout, output in the Keras layout); optionally
+      ``reference_runner(upstream_file) -> run(batch)``, which reads the file once (the benchmarks time it).
     - ``name_table``: the model's name table (:mod:`zoo.specs`).
     - ``preprocessing``: ``preprocess(image_bgr) -> ndarray`` in the Keras layout, or ``None``.
     - ``demo_inputs``: ``demo_inputs(entry) -> ndarray``, real inputs in the Keras layout.
@@ -309,6 +326,9 @@ class ModelEntry:
     mlperf: MLPerfSpec | None = None
     reference_metric: dict[str, Any] = field(default_factory=dict)
     weights: tuple[WeightsTag, ...] = ()
+    # {PyTorch key: the tensor's name in another upstream format} (e.g. a Caffe blob), printed as an
+    # extra column by ``scripts/convert.py --names``; None: the upstream names are the only ones.
+    alternate_names: Mapping[str, str] | Importable | None = None
     # Sources of facts above that are not in their own objects (e.g. "preprocessing", "label_offset").
     citation: Mapping[str, str] = field(default_factory=dict)
 

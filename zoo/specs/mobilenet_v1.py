@@ -8,6 +8,7 @@ Upstream: TF-slim ``nets/mobilenet_v1.py``, release ``mobilenet_v1_2018_08_02``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..layouts import Layout
@@ -38,6 +39,10 @@ KERNEL_SIZE = 3  # Conv2d_0 and every depthwise convolution; pointwise ones are 
 # eval graph: 0.0010000000475).
 BN_EPSILON = 0.001
 NUM_CLASSES = 1001  # ImageNet + background class 0
+TOTAL_STRIDE = math.prod((STEM_STRIDE, *(stride for _, stride in SEPARABLE_BLOCKS)))  # 32
+# The head: a global mean (AvgPool_1a, 7x7 VALID at 224x224; or global_pool), then
+# Logits/Conv2d_1c_1x1, a 1x1 convolution with biases.
+LOGITS_MODULE = "logits"
 
 # --- the upstream release ----------------------------------------------------------------
 RELEASE_PREFIX = "mobilenet_v1_1.0_224"
@@ -111,8 +116,7 @@ def _table() -> NameTable:
             table.conv(f"{layer.module}.conv", (layer.out_channels, layer.in_channels, k, k),
                        layer.upstream_kernel)
         table.batch_norm(f"{layer.module}.bn", layer.upstream_batch_norm, layer.out_channels)
-    # Logits/Conv2d_1c_1x1: a 1x1 convolution with biases.
-    table.conv("logits", (NUM_CLASSES, NUM_FEATURES, 1, 1), f"{LOGITS_SCOPE}/weights",
+    table.conv(LOGITS_MODULE, (NUM_CLASSES, NUM_FEATURES, 1, 1), f"{LOGITS_SCOPE}/weights",
                bias=f"{LOGITS_SCOPE}/biases")
     return table.build()
 

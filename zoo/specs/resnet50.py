@@ -10,6 +10,7 @@ the batch norms follow the same numbering. So ``conv2d_1``, ``conv2d_11``,
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..layouts import Layout
@@ -25,6 +26,10 @@ EXPANSION = 4
 STEM_CHANNELS = 64
 STEM_KERNEL = 7
 STEM_STRIDE = 2
+# resnet_model.py: tf.layers.max_pooling2d(pool_size=3, strides=2, padding='SAME') after the stem.
+POOL_MODULE = "maxpool"
+POOL_KERNEL = 3
+POOL_STRIDE = 2
 # What every FusedBatchNorm node of resnet50_v1.pb stores and computes with
 # (checked at conversion, zoo.convert.graph_check). resnet_model.py says
 # _BATCH_NORM_EPSILON = 1e-5; TF 1.11's tf.nn.fused_batch_norm raised it to its
@@ -32,7 +37,8 @@ STEM_STRIDE = 2
 BN_EPSILON = 1.001e-5
 BN_DECAY = 0.997
 NUM_CLASSES = 1001  # imagenet_main._NUM_CLASSES: ImageNet + background class 0
-MIN_IMAGE_SIZE = 32  # the network's total stride
+TOTAL_STRIDE = math.prod((STEM_STRIDE, POOL_STRIDE, *STRIDES))  # 32
+MIN_IMAGE_SIZE = TOTAL_STRIDE
 NUM_FEATURES = FILTERS[-1] * EXPANSION
 
 # --- the upstream file -------------------------------------------------------------------
@@ -57,6 +63,12 @@ class ConvLayer:
     in_channels: int
     out_channels: int
     block: int  # 0-based bottleneck block, -1 for the stem
+
+    @property
+    def padding(self) -> int:
+        """Zero padding on each side: conv2d_fixed_padding pads (k-1)//2 before and the rest after
+        (symmetric for these odd kernels) when strided, and SAME (also symmetric) at stride 1."""
+        return (self.kernel_size - 1) // 2
 
     @property
     def _suffix(self) -> str:

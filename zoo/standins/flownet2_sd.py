@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -147,9 +147,18 @@ def write_upstream(folder: str | os.PathLike, seed: int = 0) -> Path:
     return write_checkpoint(Path(folder) / spec.CHECKPOINT_NAME, seed)
 
 
+def reference_runner(upstream_file: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
+    """NVIDIA's forward on the checkpoint, read once: ``run(frames (B, 2, H, W, 3)) -> flow (B, H, W, 2)`` in pixels."""
+    state = torch.load(upstream_file, map_location="cpu", weights_only=True)["state_dict"]
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        frames = torch.from_numpy(np.ascontiguousarray(np.asarray(batch, np.float32).transpose(0, 4, 1, 2, 3)))
+        with torch.inference_mode():
+            return nvidia_forward(state, frames).numpy().transpose(0, 2, 3, 1)
+
+    return run
+
+
 def reference_forward(upstream_file: str | os.PathLike, batch: np.ndarray) -> np.ndarray:
     """NVIDIA's forward on the checkpoint: frames (B, 2, H, W, 3) RGB in [0, 255] -> flow (B, H, W, 2) in pixels."""
-    state = torch.load(upstream_file, map_location="cpu", weights_only=True)["state_dict"]
-    frames = torch.from_numpy(np.ascontiguousarray(np.asarray(batch, np.float32).transpose(0, 4, 1, 2, 3)))
-    with torch.inference_mode():
-        return nvidia_forward(state, frames).numpy().transpose(0, 2, 3, 1)
+    return reference_runner(upstream_file)(batch)
