@@ -70,7 +70,7 @@ def image_set(tmp_path_factory) -> tuple[Path, Path]:
     import cv2
 
     from parity import shared_dir, skimage_photos_bgr
-    from zoo.eval.imagenet import ValEntry, write_val_map
+    from zoo.eval.val_map import ValEntry, write_val_map
 
     shared = shared_dir()
     if shared is not None:
@@ -142,19 +142,6 @@ class StandIns:
 
         convert = get_model_entry(model).load("converter")
         return self._once(f"{model}_converted", lambda folder: convert(self.source(model), folder / f"{model}.safetensors"))
-
-    # Former per-model names, kept only while test modules still call them: use source() and frozen_graph().
-    def mobilenet_release(self) -> Path:
-        return self.source("mobilenet_v1")
-
-    def mobilenet_frozen_pb(self) -> Path:
-        return self.frozen_graph("mobilenet_v1")
-
-    def resnet50_pb(self) -> Path:
-        return self.source("resnet50")
-
-    def flownet2_sd_checkpoint(self) -> Path:
-        return self.source("flownet2_sd")
 
 
 @pytest.fixture(scope="session")

@@ -139,10 +139,10 @@ def fuzz(standins, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("fuzz")
     h5 = write_caffe_h5(folder / "FlowNet2-SD_weights.caffemodel.h5", seed=0)
     sources = {
-        "resnet50_pb": (standins.resnet50_pb(), "resnet50"),
-        "mobilenet_pb": (standins.mobilenet_frozen_pb(), "mobilenet_v1"),
-        "mobilenet_tgz": (standins.mobilenet_release(), "mobilenet_v1"),
-        "flownet2_pth": (standins.flownet2_sd_checkpoint(), "flownet2_sd"),
+        "resnet50_pb": (standins.source("resnet50"), "resnet50"),
+        "mobilenet_pb": (standins.frozen_graph("mobilenet_v1"), "mobilenet_v1"),
+        "mobilenet_tgz": (standins.source("mobilenet_v1"), "mobilenet_v1"),
+        "flownet2_pth": (standins.source("flownet2_sd"), "flownet2_sd"),
         "flownet2_h5": (h5, "flownet2_sd"),
     }
     cases = []
@@ -272,7 +272,7 @@ def test_hostile_flownet2_files(fuzz, case_id, error, match):
 def test_truncated_graph_names_the_byte_offset(standins, tmp_path):
     from zoo.convert.resnet50 import convert
 
-    data = standins.resnet50_pb().read_bytes()
+    data = standins.source("resnet50").read_bytes()
     cut = tmp_path / "cut.pb"
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(FormatError, match=r"cut\.pb: not a valid GraphDef \(truncated or corrupt at byte \d+: "
@@ -316,7 +316,7 @@ def test_convert_out_is_a_folder(standins, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("convert_script", TESTS.parent / "scripts" / "convert.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    status = script.main(["resnet50", "--source", str(standins.resnet50_pb()), "--out", str(tmp_path)])
+    status = script.main(["resnet50", "--source", str(standins.source("resnet50")), "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err
     assert f"{tmp_path}: is a folder" in err

@@ -345,7 +345,7 @@ def test_mobilenet_release_passes_and_records_the_graph_epsilon(tf, mobilenet, s
     from safetensors import safe_open
     from zoo.convert.mobilenet_v1 import convert
 
-    tgz = standins.mobilenet_release()
+    tgz = standins.source("mobilenet_v1")
     out = standins.converted("mobilenet_v1")  # the release .tgz, converted
     with safe_open(str(out), "np") as f:
         meta = f.metadata()

@@ -33,7 +33,7 @@ def jax_run(tf, bench, standins, tmp_path_factory):
     from zoo.standins import mobilenet_v1
 
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(standins.mobilenet_frozen_pb().read_bytes())
+    graph_def.ParseFromString(standins.frozen_graph("mobilenet_v1").read_bytes())
     x = np.random.default_rng(0).uniform(-1, 1, (1, 224, 224, 3)).astype(np.float32)
     ref = mobilenet_v1.run_graph(graph_def, x)
     cases = tmp_path_factory.mktemp("keras_bench") / "cases.npz"

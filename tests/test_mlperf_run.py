@@ -47,7 +47,7 @@ def mobilenet(tf, image_set, standins, tmp_path_factory):
     result = preprocess_images("mobilenet_v1", images, val_map, folder / "cache", limit=len(entries), progress=False)
     arrays = ArrayDataset(result.out_dir, entries, "mobilenet_v1").batch(range(len(entries)))
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(standins.mobilenet_frozen_pb().read_bytes())
+    graph_def.ParseFromString(standins.frozen_graph("mobilenet_v1").read_bytes())
     logits = upstream.run_graph(graph_def, arrays)
     teacher = [int(i) - 1 for i in logits.argmax(1)]  # class 0 = background
     return dict(weights=standins.converted("mobilenet_v1"), cache=folder / "cache", entries=entries, teacher=teacher,
@@ -134,7 +134,7 @@ def test_offline_accuracy_onnxruntime_and_tf_upstream(script, mobilenet, standin
     assert _decoded(out) == dict(enumerate(mobilenet["teacher"][:n]))
     out = tmp_path / "tf"
     text = _run(script, capsys, _argv(mobilenet, "mobilenet_v1", "MultiStream", "accuracy", out, "--backend",
-                                      "tf-upstream", "--upstream", standins.mobilenet_release(), "--count", n,
+                                      "tf-upstream", "--upstream", standins.source("mobilenet_v1"), "--count", n,
                                       "--threads", 2))
     assert f"accuracy=100.000%, good={n}, total={n}" in text
 
@@ -217,7 +217,7 @@ def test_resnet50_offline_accuracy_nchw(script, tf, image_set, standins, capsys,
     result = preprocess_images("resnet50", images, val_map, tmp_path / "cache", layout="NCHW", limit=4, progress=False)
     arrays = ArrayDataset(result.out_dir, entries, "resnet50").batch(range(4))
     graph_def = tf.compat.v1.GraphDef()
-    graph_def.ParseFromString(standins.resnet50_pb().read_bytes())
+    graph_def.ParseFromString(standins.source("resnet50").read_bytes())
     teacher = [int(i) - 1 for i in upstream.run_graph(graph_def, arrays.transpose(0, 2, 3, 1)).argmax(1)]
     data = dict(weights=standins.converted("resnet50"), cache=tmp_path / "cache",
                 val_map=write_val_map(tmp_path / "teacher.txt", [ValEntry(e.image, t) for e, t in zip(entries, teacher)]))

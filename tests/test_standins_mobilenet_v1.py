@@ -47,7 +47,7 @@ def _extract(tar: tarfile.TarFile, out: Path) -> None:
 @pytest.fixture(scope="module")
 def release(tf, standins, tmp_path_factory) -> Path:
     """The stand-in tgz (written once per session), extracted."""
-    tgz = standins.mobilenet_release()
+    tgz = standins.source("mobilenet_v1")
     out = tmp_path_factory.mktemp("release") / "x"
     with tarfile.open(tgz) as tar:
         _extract(tar, out)
@@ -65,7 +65,7 @@ def test_import_does_not_load_tensorflow():
 
 
 def test_tgz_has_exactly_the_seven_members(standins):
-    tgz = standins.mobilenet_release()
+    tgz = standins.source("mobilenet_v1")
     assert tgz.name == mv1.TGZ_NAME
     with tarfile.open(tgz) as tar:
         names = tar.getnames()

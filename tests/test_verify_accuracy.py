@@ -190,7 +190,7 @@ def test_resnet50_teacher_labels_nchw(script, tf, keras, image_set, standins, tm
     from zoo.standins import resnet50 as upstream
 
     folder = tmp_path_factory.mktemp("resnet_eval")
-    pb, weights = standins.resnet50_pb(), standins.converted("resnet50")
+    pb, weights = standins.source("resnet50"), standins.converted("resnet50")
     images, val_map = image_set
     entries = read_val_map(val_map)[:LIMIT_RESNET]  # 8 of ../shared's images, or the 4 skimage photos
     result = preprocess_images("resnet50", images, val_map, folder / "cache", layout="NCHW", limit=len(entries),

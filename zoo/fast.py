@@ -57,11 +57,10 @@ def eager_folded_model(model: nn.Module, channels_last: bool = True, widen: bool
     compiles, and what it returns when nothing can be compiled.
     """
     folded = fold_batch_norms(model)
-    # Widened depthwise kernels: in eager they save MobileNet-v1's stride-2 layers a padded
-    # copy (half their time at batch 32, benchmarks/padding.py); compiled, freezing makes the
-    # wide kernels constants and the four activation pads disappear from the graph, measured
-    # level with the padded form (MobileNet-v1, 1 thread: batch 1 14.3 vs 14.5 ms, batch 32
-    # 554 vs 564 ms, best of interleaved runs), so both forms share the one module.
+    # Widened depthwise kernels: in eager they save the strided depthwise layers a padded copy
+    # (benchmarks/padding.py); compiled, freezing makes the wide kernels constants and the pads
+    # disappear from the graph, and the two forms ran level (docs/benchmarks.md, "Choices
+    # measured"), so both forms share the one module.
     if widen:
         folded = widen_same_kernels(folded)
     return folded.to(memory_format=torch.channels_last) if channels_last else folded
@@ -82,8 +81,7 @@ class FastInferenceModel(nn.Module):
         self.compiled = compiled
         # dynamic=False: one graph per input shape, specialised to it; a new shape
         # recompiles once (seconds). A dynamic batch dimension (mark_dynamic on dim 0)
-        # was measured and rejected: with freezing, MobileNet-v1 at batch 32 had not
-        # finished compiling after 6 minutes on a 2-core VM, where static shapes take 5-15 s.
+        # compiled far slower with freezing (docs/benchmarks.md, "Choices measured").
         self._run = torch.compile(folded, dynamic=dynamic) if compiled else folded
         self.compile_seconds: dict[tuple, float] = {}
 
