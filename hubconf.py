@@ -38,11 +38,8 @@ if _ZOO_ROOT != _CHECKOUT:
 
 def _entry_points() -> dict[str, typing.Callable[..., torch.nn.Module]]:
     """Entry point -> builder: each registered model's PyTorch builder, under its name and the builder's own."""
-    points = {}
-    for model in _zoo.list_models():
-        entry = _zoo.get_model_entry(model)
-        points[model] = points[entry.builder_name("torch")] = entry.builder("torch")
-    return points
+    return {point: _zoo.get_model_entry(model).builder("torch")
+            for point, model in _zoo.registry.builder_aliases("torch").items()}
 
 
 # The builders themselves, so torch.hub.help shows their own docstrings. torch.hub

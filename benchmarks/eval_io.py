@@ -22,16 +22,6 @@ import numpy as np
 from zoo.registry import ModelEntry
 
 
-def available() -> bool:
-    """Whether the evaluation code this measures exists (``zoo.eval.accuracy.evaluate_arrays``)."""
-    try:
-        from zoo.eval.accuracy import evaluate_arrays  # noqa: F401
-        from zoo.eval.predictors import make_predictor  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def write_synthetic_arrays(entry: ModelEntry, directory: Path, count: int, seed: int = 0) -> tuple[Path, Path]:
     """``count`` random valid inputs of ``entry`` (PyTorch layout, MLPerf's image size) as ``<image>.npy``,
     and a matching ``val_map.txt``."""

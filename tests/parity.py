@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.registry import get_model_entry, list_models
+from zoo.registry import get_model_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
@@ -101,18 +101,13 @@ def assert_matches_reference(model: str, ours: np.ndarray, ref: np.ndarray, what
         np.testing.assert_array_equal(ours.argmax(1), ref.argmax(1), err_msg=f"{what}: top-1 differs")
 
 
-# Kept while other test modules still use them; new tests call assert_matches_reference(model, ...).
-# The classifiers' bar, read from the registry (the in-tree classifiers share one).
-_CLASSIFIER_TOLERANCE = next(get_model_entry(m).tolerance for m in list_models() if get_model_entry(m).is_classifier)
-LOGIT_TOL = _CLASSIFIER_TOLERANCE.atol
-
-
-def assert_logits_match(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
-    """The classifiers' bar (max |diff| within the registry's tolerance) and the same top-1 everywhere."""
-    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
-    bound, diff = _CLASSIFIER_TOLERANCE.bound(ref), _CLASSIFIER_TOLERANCE.max_diff(ours, ref)
-    assert diff <= bound, f"{what}: max |logit diff| {diff:.3g} > {bound:.3g}"
-    np.testing.assert_array_equal(ours.argmax(1), ref.argmax(1), err_msg=f"{what}: top-1 differs")
+def small_valid_size(model: str, at_least: int = 32) -> tuple[int, int]:
+    """The smallest square size of at least ``at_least`` that ``model`` takes (its minimum, rounded up to its multiple)."""
+    spec = get_model_entry(model).input
+    side = max(spec.min_size, spec.size_multiple, at_least)
+    side = -(-side // spec.size_multiple) * spec.size_multiple
+    spec.check_size(side, side)
+    return side, side
 
 
 def assert_convert_fails(model: str, source: Path, out: Path, error: type, match: str, **kwargs) -> None:

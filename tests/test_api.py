@@ -1,17 +1,20 @@
 """The API a newcomer expects: ``zoo.create_model``, eval-mode models, clear input and user errors.
 
-No weights needed: every model is built with random initialisation at a small
-input size (MobileNet-v1 and ResNet-50 take 32x32; FlowNet2-SD needs multiples
-of 64), so the whole file runs in seconds on a CPU.
+No weights needed: every registered model is built with random initialisation
+at its smallest input size (its registry minimum, rounded up to its size
+multiple), so the whole file runs in seconds on a CPU.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
 import torch
 
 import zoo
+from parity import small_valid_size
 from zoo.errors import (
     ArgumentError,
     InputShapeError,
@@ -22,12 +25,10 @@ from zoo.errors import (
     ZooError,
 )
 
-# Registry name -> (PyTorch class name, a small PyTorch input shape, the Keras input shape).
-MODELS = {
-    "mobilenet_v1": ("MobileNetV1TfCompat", (2, 3, 32, 32), (2, 32, 32, 3)),
-    "resnet50": ("ResNet50TfCompat", (2, 3, 32, 32), (2, 32, 32, 3)),
-    "flownet2_sd": ("FlowNet2SD", (2, 3, 2, 64, 64), (2, 2, 64, 64, 3)),
-}
+MODELS = zoo.list_models()
+CLASSIFIERS = [name for name in MODELS if zoo.get_model_entry(name).is_classifier]
+# The PyTorch class of each model users already know by name (the others: the builder's class).
+CLASS_NAMES = {"mobilenet_v1": "MobileNetV1TfCompat", "resnet50": "ResNet50TfCompat", "flownet2_sd": "FlowNet2SD"}
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +44,31 @@ def keras_models(keras) -> dict:
 
 
 def _torch_input(name: str, seed: int = 0) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand(MODELS[name][1], generator=generator)
-    return x * 255 if name == "flownet2_sd" else x * 2 - 1
+    """A batch of two valid inputs at the model's smallest size, in its PyTorch layout and value range."""
+    return torch.from_numpy(zoo.get_model_entry(name).input.example(2, small_valid_size(name, 1), seed, "torch"))
 
 
 def _keras_input(name: str, seed: int = 0) -> np.ndarray:
-    x = np.random.default_rng(seed).random(MODELS[name][2], dtype=np.float32)
-    return x * 255 if name == "flownet2_sd" else x * 2 - 1
+    """As :func:`_torch_input`, in the Keras layout."""
+    return zoo.get_model_entry(name).input.example(2, small_valid_size(name, 1), seed, "keras")
+
+
+def _layout_text(name: str, framework: str) -> str:
+    """The input shape in ``framework``'s layout as the errors write it, e.g. ``(B, 2, H, W, 3)``."""
+    spec = zoo.get_model_entry(name).input
+    extent = {"N": "B", "C": str(spec.channels), "F": str(spec.frames), "H": "H", "W": "W"}
+    return "(" + ", ".join(extent[axis] for axis in spec.layout(framework)) + ")"
 
 
 def test_registry_names_are_builders():
-    assert set(zoo.list_models()) == set(MODELS)
+    assert {"mobilenet_v1", "resnet50", "flownet2_sd"} <= set(zoo.list_models())
     assert zoo.mobilenet_v1 is zoo.mobilenet_v1_tf_compat
     assert zoo.resnet50 is zoo.resnet50_tf_compat
     for name in MODELS:
-        assert getattr(zoo, name) is zoo.get_model_entry(name).load("torch_builder")
+        entry = zoo.get_model_entry(name)
+        assert getattr(zoo, name) is entry.load("torch_builder")
+        assert getattr(zoo, entry.builder_name("torch")) is getattr(zoo, name)
+        assert name in zoo.__all__
     assert "create_model" in zoo.__all__ and "mobilenet_v1" in zoo.__all__
 
 
@@ -87,7 +97,7 @@ def test_builders_of_a_model_registered_at_run_time(keras):
     import zoo.keras
     from zoo.registry import register_model, unregister_model
 
-    entry = dataclasses.replace(zoo.get_model_entry("mobilenet_v1"), name="tiny_api_model",
+    entry = dataclasses.replace(zoo.get_model_entry(MODELS[0]), name="tiny_api_model",
                                 torch_builder=tiny_torch_builder, keras_builder=tiny_keras_builder)
     register_model(entry)
     try:
@@ -102,15 +112,18 @@ def test_builders_of_a_model_registered_at_run_time(keras):
     assert "tiny_api_model" not in zoo.__all__
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 def test_create_model_torch_is_in_eval_mode(name, torch_models):
     model = torch_models[name]
-    assert type(model).__name__ == MODELS[name][0]
+    direct = getattr(zoo, name)()
+    assert type(model) is type(direct)  # create_model builds what the registry's builder builds
+    if name in CLASS_NAMES:
+        assert type(model).__name__ == CLASS_NAMES[name]
     assert isinstance(model, torch.nn.Module)
     assert model.training is False
     assert not any(module.training for module in model.modules())
     # The direct builder agrees: eval mode without weights too.
-    assert getattr(zoo, name)().training is False
+    assert direct.training is False
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -153,7 +166,7 @@ def test_create_model_passes_kwargs_and_weights(tmp_path):
 
 
 def test_unknown_model():
-    with pytest.raises(UnknownModelError, match=r"'mobilenet_v2'.*flownet2_sd, mobilenet_v1, resnet50") as info:
+    with pytest.raises(UnknownModelError, match=r"'mobilenet_v2'.*" + ", ".join(zoo.list_models())) as info:
         zoo.create_model("mobilenet_v2")
     assert isinstance(info.value, ZooError) and isinstance(info.value, KeyError)
 
@@ -165,7 +178,7 @@ def test_unknown_framework(framework):
     assert isinstance(info.value, ZooError) and isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(
     ("convert", "got"),
     [
@@ -185,7 +198,7 @@ def test_torch_rejects_wrong_input_type(name, convert, got, torch_models):
         torch_models[name](bad)
     message = str(info.value)
     assert got in message
-    assert MODELS[name][0] in message
+    assert type(torch_models[name]).__name__ in message
     assert isinstance(info.value, ZooError) and isinstance(info.value, TypeError)
 
 
@@ -214,21 +227,20 @@ def test_torch_model_converted_to_float64_takes_float64():
         model(x.float())
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1", "resnet50"])
-def test_torch_nhwc_input_names_the_layout(name, torch_models):
-    with pytest.raises(InputShapeError, match="NHWC"):
-        torch_models[name](torch.zeros(1, 32, 32, 3))
-
-
-def test_torch_flownet_keras_layout_input_names_the_layout(torch_models):
-    with pytest.raises(InputShapeError, match=r"Keras layout \(B, 2, H, W, 3\)"):
-        torch_models["flownet2_sd"](torch.zeros(1, 2, 64, 64, 3))
+@pytest.mark.parametrize("name", MODELS)
+def test_torch_keras_layout_input_names_the_layout(name, torch_models):
+    entry = zoo.get_model_entry(name)
+    wrong = torch.zeros(entry.input.shape("keras", 1, small_valid_size(name, 1)))
+    # A classifier's image check names NHWC; a stack of frames is named by its Keras shape.
+    expected = "NHWC" if entry.is_classifier else re.escape(f"Keras layout {_layout_text(name, 'keras')}")
+    with pytest.raises(InputShapeError, match=expected):
+        torch_models[name](wrong)
 
 
 # --- Keras ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 def test_create_model_keras(name, keras, keras_models):
     model = keras_models[name]
     assert isinstance(model, keras.Model)
@@ -237,7 +249,7 @@ def test_create_model_keras(name, keras, keras_models):
     assert out.shape[0] == 2 and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1", "resnet50"])
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_keras_default_call_is_inference(name, keras_models):
     # model(x) without training= uses the moving statistics: sample 0's output ignores sample 1,
     # and equals model(x, training=False) and model.predict(x).
@@ -263,7 +275,7 @@ def test_keras_batch_check_detects_training_mode(keras):
     assert not np.allclose(first, second, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(
     ("dtype", "hint"),
     [(np.float64, "convert with"), (np.uint8, "preprocess"), (np.float16, "convert with"), (np.int32, "preprocess")],
@@ -292,15 +304,16 @@ def test_keras_rejects_float64_tensor_and_list(tf, keras_models):
     assert tuple(model(tf.zeros((1, 32, 32, 3))).shape) == (1, 1001)
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1", "resnet50"])
-def test_keras_nchw_input_names_the_layout(name, keras_models):
-    with pytest.raises(InputShapeError, match=r"expects input shaped \(B, H, W, 3\).*is it NCHW"):
-        keras_models[name](np.zeros((1, 3, 32, 32), np.float32))
-
-
-def test_keras_flownet_torch_layout_input_names_the_layout(keras_models):
-    with pytest.raises(InputShapeError, match=r"PyTorch layout \(B, 3, 2, H, W\)"):
-        keras_models["flownet2_sd"](np.zeros((1, 3, 2, 64, 64), np.float32))
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_torch_layout_input_names_the_layout(name, keras_models):
+    entry = zoo.get_model_entry(name)
+    wrong = np.zeros(entry.input.shape("torch", 1, small_valid_size(name, 1)), np.float32)
+    if entry.is_classifier:  # the image check names the shape it expects and asks about NCHW
+        expected = re.escape(f"expects input shaped {_layout_text(name, 'keras')}") + ".*is it NCHW"
+    else:  # a stack of frames is named by its PyTorch shape
+        expected = re.escape(f"PyTorch layout {_layout_text(name, 'torch')}")
+    with pytest.raises(InputShapeError, match=expected):
+        keras_models[name](wrong)
 
 
 def test_keras_model_still_folds_and_saves(keras, keras_models, tmp_path):
@@ -325,8 +338,8 @@ def test_keras_model_still_folds_and_saves(keras, keras_models, tmp_path):
 @pytest.mark.parametrize(
     ("call", "kind", "builtin"),
     [
-        (lambda: zoo.create_model("mobilenet_v1", num_classes=0), ArgumentError, ValueError),
-        (lambda: zoo.create_model("resnet50", num_classes=0), ArgumentError, ValueError),
+        # Every classifier refuses zero classes.
+        *[(lambda name=name: zoo.create_model(name, num_classes=0), ArgumentError, ValueError) for name in CLASSIFIERS],
         (lambda: zoo.layers.Conv2dSame(3, 8, 3, groups=0), ArgumentError, ValueError),
         (lambda: zoo.layers.tf_same_pad(5, 0, 1), ArgumentError, ValueError),
         (lambda: __import__("zoo.flow", fromlist=["x"]).read_flo("/nonexistent/x.flo"),
@@ -338,7 +351,7 @@ def test_keras_model_still_folds_and_saves(keras, keras_models, tmp_path):
         (lambda: __import__("zoo.eval.preprocess", fromlist=["x"]).preprocess_image("/x.JPEG", "vgg16"),
          ArgumentError, ValueError),
     ],
-    ids=["mobilenet-classes", "resnet-classes", "conv-groups", "pad-kernel", "read_flo", "preprocess-shape",
+    ids=[*[f"{name}-classes" for name in CLASSIFIERS], "conv-groups", "pad-kernel", "read_flo", "preprocess-shape",
          "missing-image", "unknown-preprocessing"],
 )
 def test_user_errors_are_zoo_errors(call, kind, builtin):

@@ -18,8 +18,7 @@ import torch
 
 from zoo.fast import fast_inference_model
 from zoo.fold import count_batch_norms, fold_batch_norms
-from zoo.models.mobilenet_v1 import MobileNetV1TfCompat
-from zoo.models.resnet50 import ResNet50TfCompat
+from zoo.registry import get_model_entry, list_models
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,25 +44,30 @@ def _randomize_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Mo
     return model.eval()
 
 
-@pytest.mark.parametrize("build", [MobileNetV1TfCompat, ResNet50TfCompat], ids=["mobilenet_v1", "resnet50"])
-def test_fold_batch_norms_keeps_parity_and_leaves_the_model_alone(build):
+@pytest.mark.parametrize("name", [name for name in list_models() if get_model_entry(name).is_classifier])
+def test_fold_batch_norms_keeps_parity_and_leaves_the_model_alone(name):
+    entry = get_model_entry(name)
     torch.manual_seed(0)
-    model = _randomize_batch_norms(build())
+    model = _randomize_batch_norms(entry.builder("torch")())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = fast_inference_model(model, compile=False)  # the eager folded form; compiling is tested in test_fast
     assert count_batch_norms(fast) == 0
     assert count_batch_norms(model) > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "the source model changed"
-    # 96 is even, 97 odd: both of Conv2dSame's padding paths must survive the fold.
-    for size in (96, 97):
-        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+    # 96 is even, 97 odd: both of Conv2dSame's padding paths must survive the fold (where the model takes both).
+    sizes = [size for size in (96, 97) if size % entry.input.size_multiple == 0 and size >= entry.input.min_size]
+    assert sizes, f"{name} takes neither 96 nor 97"
+    for size in sizes:
+        shape = entry.input.shape("torch", 2, (size, size))
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(size))
         with torch.inference_mode():
             expected = model(x)
             got = fast(x.contiguous(memory_format=torch.channels_last))
             plain = fold_batch_norms(model)(x)
-        scale = max(1.0, expected.abs().max().item() / 10)
-        assert (got - expected).abs().max().item() <= 1e-4 * scale
-        assert (plain - expected).abs().max().item() <= 1e-4 * scale
+        # The model's parity bar (registry tolerance), relative to the output's scale as the entry says.
+        bound = entry.tolerance.bound(expected.numpy())
+        assert entry.tolerance.max_diff(got.numpy(), expected.numpy()) <= bound
+        assert entry.tolerance.max_diff(plain.numpy(), expected.numpy()) <= bound
 
 
 def test_quick_benchmark_writes_well_formed_table_and_json(tf, tmp_path):

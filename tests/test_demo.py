@@ -10,6 +10,9 @@ from safetensors.torch import save_file
 
 from parity import ROOT
 from test_eval_imagenet import FAST_LINE
+from zoo.registry import list_models
+
+MODELS = list_models()
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess:
@@ -24,20 +27,21 @@ def _verdicts(stdout: str) -> dict[tuple[str, str], tuple[str, str]]:
     rows = {}
     for line in stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 3 and parts[0] in ("mobilenet_v1", "resnet50", "flownet2_sd") and parts[1] in ("torch", "keras"):
+        if len(parts) >= 3 and parts[0] in MODELS and parts[1] in ("torch", "keras"):
             rows[(parts[0], parts[1])] = (parts[2], parts[-1])
     return rows
 
 
 def test_main_job_prints_the_parity_table(tf):
-    # All three models as built (--plain, the cheapest); the default fast forms: the next test.
+    # Every registered model as built (--plain, the cheapest); the default fast forms: the next test.
     result = _demo("--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     verdicts = _verdicts(result.stdout)
-    for model in ("mobilenet_v1", "resnet50", "flownet2_sd"):
+    width = max(13, *(len(model) for model in MODELS))  # the table's model column
+    for model in MODELS:
         for framework in ("torch", "keras"):
             assert verdicts.get((model, framework)) == ("as", "exact"), result.stdout  # form "as built"
-        assert f"{model:13} upstream reference" in result.stdout, result.stdout
+        assert f"{model:{width}} upstream reference" in result.stdout, result.stdout
     assert FAST_LINE.split(":")[0] not in result.stdout
 
 
@@ -63,14 +67,16 @@ def test_main_job_with_real_weights_prints_top5(tf, tmp_path):
     save_file(state, str(tmp_path / "m.safetensors"))
     labels = tmp_path / "synset_words.txt"
     labels.write_text("".join(f"n{i:08d} class{i}, alias\n" for i in range(1000)))
-    # One model only: the parity of all three is the test above.
+    # One model only: the parity of every model is the test above.
     result = _demo("--models", "mobilenet_v1", "--weights", f"mobilenet_v1={tmp_path / 'm.safetensors'}",
                    "--labels", str(labels), "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "mobilenet_v1 (torch) top-5" in result.stdout
     first = next(line for line in result.stdout.splitlines() if line.strip().startswith("input 0"))
     assert first.count(";") == 4 and "class" in first
-    assert "resnet50" not in result.stdout
+    for other in MODELS:
+        if other != "mobilenet_v1":
+            assert other not in result.stdout, other
 
 
 def test_building_block_table(tf):

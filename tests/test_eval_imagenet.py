@@ -24,6 +24,7 @@ from zoo.eval.datasets import ArrayDataset
 from zoo.eval.prefetch import PrefetchLoader
 from zoo.eval.preprocess import preprocess_images
 from zoo.eval.val_map import ValEntry, read_val_map, write_val_map
+from zoo.registry import FlowOutput, get_model_entry, list_models
 
 cv2 = pytest.importorskip("cv2")
 
@@ -66,43 +67,83 @@ def mlperf_pre_process_mobilenet(img, dims, need_transpose=False):
     return img.transpose([2, 0, 1]) if need_transpose else img
 
 
-MLPERF = {"mobilenet_v1": mlperf_pre_process_mobilenet, "resnet50": mlperf_pre_process_vgg}
-# main.py profiles: cache folder preprocessed/<dataset>/<layout>.
-MLPERF_CACHE = {"mobilenet_v1": "imagenet_mobilenet", "resnet50": "imagenet"}
+# MLPerf's preprocessing functions restated above, by their dataset.py names (entry.mlperf.preprocessing_function).
+MLPERF = {"pre_process_mobilenet": mlperf_pre_process_mobilenet, "pre_process_vgg": mlperf_pre_process_vgg}
+# main.py's SUPPORTED_PROFILES: the dataset (cache folder preprocessed/<dataset>/<layout>) of each MLPerf model name.
+MLPERF_CACHE = {"mobilenet": "imagenet_mobilenet", "resnet50": "imagenet"}
+# The MLPerf models of the registry; those whose preprocessing is restated above are checked byte for byte.
+MLPERF_MODELS = [m for m in list_models() if get_model_entry(m).mlperf is not None]
+RESTATED_MODELS = [m for m in MLPERF_MODELS if get_model_entry(m).mlperf.preprocessing_function in MLPERF]
 
 
 def mlperf_npy_bytes(model: str, image_path: Path, layout: str) -> bytes:
     """What imagenet.py's np.save(dst, pre_process(cv2.imread(src), ...)) writes."""
-    processed = MLPERF[model](cv2.imread(str(image_path)), [224, 224, 3], need_transpose=layout == "NCHW")
+    spec = get_model_entry(model).mlperf
+    size = spec.image_size
+    processed = MLPERF[spec.preprocessing_function](cv2.imread(str(image_path)), [size, size, 3],
+                                                    need_transpose=layout == "NCHW")
     buffer = io.BytesIO()
     np.save(buffer, processed)
     return buffer.getvalue()
 
 
+def check_arrays(model: str, directory: Path, images: Path, entries: list, layout: str) -> None:
+    """Each image's array is MLPerf's bytes where its preprocessing is restated here; else float32, sized, in range."""
+    spec = get_model_entry(model)
+    for entry in entries:
+        path = directory / f"{entry.image}.npy"
+        if model in RESTATED_MODELS:
+            assert path.read_bytes() == mlperf_npy_bytes(model, images / entry.image, layout), (
+                f"{entry.image}: differs from MLPerf")
+        else:
+            array = np.load(path)
+            size = spec.mlperf.image_size
+            expected = (spec.input.channels, size, size) if layout == "NCHW" else (size, size, spec.input.channels)
+            low, high = spec.input.value_range
+            assert array.dtype == np.float32 and array.shape == expected, (entry.image, array.dtype, array.shape)
+            assert low - 1e-3 <= array.min() and array.max() <= high + 1e-3, entry.image
+
+
+def cache_folder(model: str) -> str:
+    """The cache folder name main.py uses for ``model`` where restated above, else the registry's."""
+    spec = get_model_entry(model).mlperf
+    return MLPERF_CACHE.get(spec.model_name, spec.dataset)
+
+
+# The layouts and worker counts alternate over the MLPerf models, so both layouts and both worker paths run.
+ARRAY_CASES = [(m, ("NHWC", "NCHW")[i % 2], (2, 1)[i % 2]) for i, m in enumerate(MLPERF_MODELS)]
+
+
 # --- data ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model,layout,workers", [("mobilenet_v1", "NHWC", 2), ("resnet50", "NCHW", 1)])
+@pytest.mark.parametrize("model,layout,workers", ARRAY_CASES, ids=[c[0] for c in ARRAY_CASES])
 def test_arrays_equal_mlperf_byte_for_byte(image_set, tmp_path, model, layout, workers):
     images, val_map = image_set
     result = preprocess_images(model, images, val_map, tmp_path, layout=layout, workers=workers, progress=False)
     entries = read_val_map(val_map)
-    assert result.out_dir == tmp_path / "preprocessed" / MLPERF_CACHE[model] / layout
+    assert result.out_dir == tmp_path / "preprocessed" / cache_folder(model) / layout
     assert (result.written, result.already_done, result.failed) == (len(entries), 0, [])
-    for entry in entries:
-        ours = (result.out_dir / f"{entry.image}.npy").read_bytes()
-        assert ours == mlperf_npy_bytes(model, images / entry.image, layout), f"{entry.image}: differs from MLPerf"
+    check_arrays(model, result.out_dir, images, entries, layout)
     index = json.loads((result.out_dir / "index.json").read_text())
     assert index["model"] == model and index["layout"] == layout and index["count"] == len(entries)
     assert index["images"] == [e.image for e in entries]
 
 
-@pytest.mark.parametrize("model,layout", [("mobilenet_v1", "NCHW"), ("resnet50", "NHWC")])
+# Each MLPerf model in the layout the test above does not run it in.
+OTHER_LAYOUT_CASES = [(m, "NCHW" if layout == "NHWC" else "NHWC") for m, layout, _ in ARRAY_CASES]
+
+
+@pytest.mark.parametrize("model,layout", OTHER_LAYOUT_CASES, ids=[c[0] for c in OTHER_LAYOUT_CASES])
 def test_other_layouts_equal_mlperf(image_set, tmp_path, model, layout):
     images, val_map = image_set
     result = preprocess_images(model, images, val_map, tmp_path, layout=layout, limit=6, progress=False)
-    for entry in read_val_map(val_map)[:6]:
-        ours = (result.out_dir / f"{entry.image}.npy").read_bytes()
-        assert ours == mlperf_npy_bytes(model, images / entry.image, layout), f"{entry.image}: differs from MLPerf"
+    check_arrays(model, result.out_dir, images, read_val_map(val_map)[:6], layout)
+
+
+def test_every_restated_preprocessing_is_a_registered_models():
+    # The restated functions are used: each names a registered model's MLPerf preprocessing.
+    used = {get_model_entry(m).mlperf.preprocessing_function for m in RESTATED_MODELS}
+    assert used == set(MLPERF), f"restated but no registered model uses them: {set(MLPERF) - used}"
 
 
 def test_cli_is_restartable_and_reports_bad_images(image_set, tmp_path, capsys):
@@ -250,12 +291,21 @@ def test_imagenet_tools_take_the_models_the_registry_lists(image_set, tmp_path, 
     from zoo.eval.imagenet_models import classifier_models, mlperf_models
     from zoo.eval.preprocess import preprocess_image
 
-    assert set(mlperf_models()) == {"mobilenet_v1", "resnet50"} <= set(classifier_models())
-    with pytest.raises(ArgumentError, match=r"'flownet2_sd' is not an MLPerf ImageNet model; those are: "
-                                            r"mobilenet_v1, resnet50"):
-        preprocess_image(tmp_path / "x.JPEG", "flownet2_sd")
+    classifiers = [m for m in list_models() if get_model_entry(m).is_classifier]
+    assert classifier_models() == classifiers
+    assert mlperf_models() == MLPERF_MODELS and set(MLPERF_MODELS) <= set(classifiers)
+    assert set(mlperf_models()) >= {"mobilenet_v1", "resnet50"}  # MLPerf's two ImageNet classifiers stay
+    # A registered model MLPerf does not run (a copy of one without its MLPerf facts).
+    other = dataclasses.replace(registry.MODELS[MLPERF_MODELS[0]], name="not_mlperf_net", mlperf=None)
+    monkeypatch.setitem(registry.MODELS, "not_mlperf_net", other)
+    not_mlperf = [m for m in list_models() if get_model_entry(m).mlperf is None]
+    assert "not_mlperf_net" not in mlperf_models()
+    for model in not_mlperf:
+        with pytest.raises(ArgumentError, match=rf"'{model}' is not an MLPerf ImageNet model; those are: "
+                                                rf"{', '.join(MLPERF_MODELS)}$"):
+            preprocess_image(tmp_path / "x.JPEG", model)
 
-    entry = registry.MODELS["mobilenet_v1"]
+    entry = registry.MODELS[RESTATED_MODELS[0]]
     twin = dataclasses.replace(entry, name="twin_net", mlperf=dataclasses.replace(entry.mlperf, dataset="twin_set"))
     monkeypatch.setitem(registry.MODELS, "twin_net", twin)
     assert "twin_net" in mlperf_models()
@@ -263,16 +313,26 @@ def test_imagenet_tools_take_the_models_the_registry_lists(image_set, tmp_path, 
     result = preprocess_images("twin_net", images, val_map, tmp_path, limit=1, progress=False)
     assert result.out_dir == tmp_path / "preprocessed" / "twin_set" / "NHWC"
     first = read_val_map(val_map)[0].image
-    assert (result.out_dir / f"{first}.npy").read_bytes() == mlperf_npy_bytes("mobilenet_v1", images / first, "NHWC")
+    assert (result.out_dir / f"{first}.npy").read_bytes() == mlperf_npy_bytes(entry.name, images / first, "NHWC")
     script = load_script("preprocess_imagenet")
-    with pytest.raises(SystemExit):
-        script.main(["flownet2_sd", "--images", str(images), "--val-map", str(val_map), "--out", str(tmp_path)])
+    for model in not_mlperf:
+        with pytest.raises(SystemExit):
+            script.main([model, "--images", str(images), "--val-map", str(val_map), "--out", str(tmp_path)])
 
 
 def test_verify_flow_takes_the_registered_flow_model():
     from zoo.errors import ArgumentError
     from zoo.eval.flow_eval import flow_entry, flow_models
 
-    assert flow_models() == ["flownet2_sd"] and flow_entry().name == "flownet2_sd"
-    with pytest.raises(ArgumentError, match="'resnet50' is not a registered optical-flow model"):
-        flow_entry("resnet50")
+    flows = [m for m in list_models() if isinstance(get_model_entry(m).output, FlowOutput)]
+    assert flow_models() == flows and "flownet2_sd" in flows
+    for model in flows:
+        assert flow_entry(model).name == model
+    if len(flows) == 1:  # the only one is the default
+        assert flow_entry().name == flows[0]
+    else:
+        with pytest.raises(ArgumentError, match="name the flow model"):
+            flow_entry()
+    for model in (m for m in list_models() if m not in flows):
+        with pytest.raises(ArgumentError, match=f"'{model}' is not a registered optical-flow model"):
+            flow_entry(model)

@@ -29,11 +29,10 @@ from zoo.export import (  # noqa: E402
     onnx_padding_sites,
     required_pad_ops,
 )
-from zoo.registry import get_model_entry  # noqa: E402
+from parity import assert_matches_reference, small_valid_size  # noqa: E402
+from zoo.registry import get_model_entry, list_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-LOGIT_TOL = 1e-4
-FLOW_TOL = 1e-3  # pixels
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +41,14 @@ def converted(standins):
     return standins
 
 
+def _standin_needs_tensorflow(model: str) -> bool:
+    """Whether ``model``'s stand-in release is a TensorFlow graph (written with TF's protos)."""
+    return get_model_entry(model).upstream_graph is not None
+
+
 def _weights(standins, model: str) -> Path:
-    if model != "flownet2_sd":
-        require_module("tensorflow")  # the stand-in graphs are written with TF's protos
+    if _standin_needs_tensorflow(model):
+        require_module("tensorflow")
     return standins.converted(model)
 
 
@@ -54,47 +58,60 @@ def _ort_run(path: Path, x: torch.Tensor) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
 
 
-# (model, size, Pad sites the padding rules need at that size)
-CASES = [
+# Per model: the size to export at and the Pad sites the padding rules need at that size.
+# A model not listed is exported at its default size, and its Pad sites are checked against
+# what its padding rules need there (required_pad_ops).
+PAD_SITES = {
     # Five stride-2 3x3 convs (Conv2d_0 and the depthwise convs of blocks 2, 4, 6, 12) see
     # even sizes, where TF SAME pads 0 before and 1 after; every other conv is symmetric.
-    ("mobilenet_v1", (224, 224), 5),
+    "mobilenet_v1": ((224, 224), 5),
     # Every conv pads symmetrically ((k-1)//2: fixed_padding and odd-kernel SAME), so ONNX Conv
     # holds it; the SAME max pool's (0, 1) on 112x112 is MaxPool's own ceil_mode, no Pad.
-    ("resnet50", (224, 224), 0),
+    "resnet50": ((224, 224), 0),
     # PyTorch-born: symmetric padding=1 convs and ConvTranspose only.
-    ("flownet2_sd", (128, 192), 0),
-]
+    "flownet2_sd": ((128, 192), 0),
+}
+# Op counts a model's graph must have, for the models listed.
+OP_COUNTS = {
+    # The max pool's one extra cell after is ceil_mode, not an explicit -inf Pad.
+    "resnet50": {"Pad": 0, "MaxPool": 1},
+}
 
 
-@pytest.mark.parametrize("model,size,needed", CASES, ids=[c[0] for c in CASES])
-def test_export_parity_opset_and_pads(converted, tmp_path, model, size, needed):
+@pytest.mark.parametrize("model", list_models())
+def test_export_parity_opset_and_pads(converted, tmp_path, model):
+    entry = get_model_entry(model)
+    size, needed = PAD_SITES.get(model, (tuple(entry.input.default_size), None))
     weights = _weights(converted, model)
-    net = get_model_entry(model).load("torch_builder")(weights=str(weights)).eval()
+    net = entry.builder("torch")(weights=str(weights)).eval()
     path = export_model(model, weights, tmp_path / f"{model}.onnx", batch=2, size=size)
     assert onnx_opset(path) >= MIN_OPSET
 
-    x = example_input(model, 2, size, seed=3)
+    x = torch.from_numpy(entry.input.example(2, size, seed=3))
     with torch.inference_mode():
         expected = net(x).numpy()
     got = _ort_run(path, x)
-    assert got.shape == expected.shape
-    diff = float(np.abs(got - expected).max())
-    tolerance = FLOW_TOL if model == "flownet2_sd" else LOGIT_TOL * max(1.0, float(np.abs(expected).max()) / 10)
-    assert diff <= tolerance, f"{model}: ONNX Runtime vs PyTorch max |diff| {diff:.3g} > {tolerance:.3g}"
-    if model != "flownet2_sd":
-        np.testing.assert_array_equal(got.argmax(1), expected.argmax(1))
+    # The model's registry tolerance (and, for a classifier, the same top-1).
+    assert_matches_reference(model, got, expected, f"{model}: ONNX Runtime vs PyTorch")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == [entry.onnx.input]
+    assert [o.name for o in session.get_outputs()] == [entry.onnx.output]
 
-    assert required_pad_ops(net, x) == needed
+    required = required_pad_ops(net, x)
+    if needed is not None:
+        assert required == needed
     sites = onnx_padding_sites(path)
     # Each asymmetric padding appears exactly once: as a Pad node, or folded into a Conv's pads.
-    assert sites["Pad"] + sites["asymmetric_pads"] == needed, sites
-    assert sites["Pad"] <= needed
+    assert sites["Pad"] + sites["asymmetric_pads"] == required, sites
+    assert sites["Pad"] <= required
     counts = onnx_op_counts(path)
-    if model == "resnet50":
-        # The max pool's one extra cell after is ceil_mode, not an explicit -inf Pad.
-        assert counts.get("Pad", 0) == 0 and counts["MaxPool"] == 1
+    for op, count in OP_COUNTS.get(model, {}).items():
+        assert counts.get(op, 0) == count, (op, counts)
     assert "BatchNormalization" not in counts  # the exporter folds eval-mode BN into the convs
+
+
+# The CLI on one model: one whose stand-in needs only torch where there is one.
+CLI_MODEL = next((m for m in list_models() if not _standin_needs_tensorflow(m)), list_models()[0])
 
 
 def test_export_cli_check(converted, tmp_path, capsys):
@@ -106,15 +123,17 @@ def test_export_cli_check(converted, tmp_path, capsys):
         main = namespace["main"]
     else:
         main = export_onnx.main
-    weights = _weights(converted, "flownet2_sd")
-    out = tmp_path / "flow.onnx"
-    code = main(["flownet2_sd", "--weights", str(weights), "--out", str(out), "--size", "128x128", "--check"])
+    entry = get_model_entry(CLI_MODEL)
+    weights = _weights(converted, CLI_MODEL)
+    out = tmp_path / f"{CLI_MODEL}.onnx"
+    height, width = small_valid_size(CLI_MODEL, at_least=128)
+    code = main([CLI_MODEL, "--weights", str(weights), "--out", str(out), "--size", f"{height}x{width}", "--check"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert out.is_file() and "opset 18" in printed and ": ok" in printed
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].name == "frames" and session.get_outputs()[0].name == "flow"
-    assert session.get_inputs()[0].shape == [1, 3, 2, 128, 128]
+    assert session.get_inputs()[0].name == entry.onnx.input and session.get_outputs()[0].name == entry.onnx.output
+    assert tuple(session.get_inputs()[0].shape) == entry.input.shape("torch", 1, (height, width))
 
 
 def test_export_rejects_low_opset_and_bad_size(tmp_path):
@@ -123,26 +142,40 @@ def test_export_rejects_low_opset_and_bad_size(tmp_path):
 
     with pytest.raises(ValueError, match="opset"):
         export_onnx(torch.nn.Identity(), torch.zeros(1), tmp_path / "x.onnx", opset=16)
-    with pytest.raises(InputShapeError, match="flownet2_sd: .*multiples of 64, got 100x128"):
-        example_input("flownet2_sd", 1, (100, 128))
-    with pytest.raises(InputShapeError, match="resnet50: .*>= 32, got 16x16"):
-        export_model("resnet50", None, tmp_path / "r.onnx", size=(16, 16))
+    checked = 0
+    for model in list_models():
+        spec = get_model_entry(model).input
+        if spec.size_multiple > 1:  # a size that meets the minimum but not the multiple
+            side = max(spec.min_size, spec.size_multiple)
+            bad = (side + spec.size_multiple // 2, side)
+            with pytest.raises(InputShapeError, match=rf"{model}: .*multiples of {spec.size_multiple}, "
+                                                      rf"got {bad[0]}x{bad[1]}"):
+                example_input(model, 1, bad)
+            checked += 1
+        if spec.min_size > 1:  # a size below the minimum
+            small = spec.min_size // 2
+            with pytest.raises(InputShapeError, match=rf"{model}: .*>= {spec.min_size}, got {small}x{small}"):
+                export_model(model, None, tmp_path / f"{model}.onnx", size=(small, small))
+            checked += 1
+    assert checked, "no registered model has a size rule to break"
     assert not list(tmp_path.iterdir())
 
 
-# The graphs' names (what ONNX Runtime users feed and read) and the default export sizes.
+# The graphs' names (what ONNX Runtime users feed and read) and the default export sizes, for the models listed.
 ONNX_NAMES = {"mobilenet_v1": ("input", "logits", (224, 224)), "resnet50": ("input_tensor", "logits", (224, 224)),
               "flownet2_sd": ("frames", "flow", (384, 512))}
 
 
-@pytest.mark.parametrize("model", sorted(ONNX_NAMES))
+@pytest.mark.parametrize("model", list_models())
 def test_example_input_has_the_models_layout_range_and_default_size(model):
     x = example_input(model, 2, seed=5)
-    height, width = ONNX_NAMES[model][2]
     entry = get_model_entry(model)
-    expected = (2, 3, 2, height, width) if model == "flownet2_sd" else (2, 3, height, width)
-    assert tuple(x.shape) == expected and x.dtype == torch.float32
+    assert tuple(x.shape) == entry.input.shape("torch", 2) and x.dtype == torch.float32
     low, high = entry.input.value_range
     assert low <= float(x.min()) < float(x.max()) <= high
     assert torch.equal(x, example_input(model, 2, seed=5)) and not torch.equal(x, example_input(model, 2, seed=6))
-    assert (entry.onnx.input, entry.onnx.output) == ONNX_NAMES[model][:2]
+    if model in ONNX_NAMES:
+        input_name, output_name, (height, width) = ONNX_NAMES[model]
+        assert tuple(entry.input.default_size) == (height, width)
+        assert entry.input.shape("torch", 2)[-2:] == (height, width)
+        assert (entry.onnx.input, entry.onnx.output) == (input_name, output_name)

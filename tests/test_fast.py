@@ -2,15 +2,16 @@
 
 Each compiled form is checked against the model as built and, for the
 classifiers, against the independent reference: TensorFlow running the
-upstream stand-in frozen graph at the same size. Tolerances: max |logit diff|
-<= 1e-4 (relative beyond logits of 10, tests/parity.py) for logits; for flow,
-max |diff| <= 1e-4 relative to the flow's scale (``check_fast_matches``).
+upstream stand-in frozen graph at the same size, within the model's registry
+tolerance (``entry.tolerance``, via tests/parity.py). The models without an
+upstream check here are checked against themselves as built: max |diff| <= 1e-4
+relative to the output's scale (``check_fast_matches``).
 
 Small inputs keep compiles short (inductor compiles one graph per input shape):
 MobileNet-v1 at 97x97 (odd, so the stride-2 layers' TF padding is asymmetric
 and the widened depthwise kernels are exercised), ResNet-50 at 64x64,
-FlowNet2-SD at 64x64. Tests that compile skip, saying why, where
-``torch.compile`` cannot run (no C++ compiler).
+every other model at its smallest size of at least 64x64. Tests that compile
+skip, saying why, where ``torch.compile`` cannot run (no C++ compiler).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch._dynamo.utils import counters
 
 import zoo
 import zoo.fast
-from parity import assert_logits_match, torch_logits
+from parity import assert_matches_reference, small_valid_size, torch_logits
 from zoo.errors import NotExactError, ZooError
 from zoo.fast import FastInferenceModel, check_fast_matches, compiler_problem, fast_inference_model
 
@@ -55,7 +56,8 @@ def test_mobilenet_compiled_matches_model_and_upstream_and_recompiles_per_shape(
         # Two batch sizes: two shapes, each compiled once and logged once, both right.
         for batch in (2, 3, 2):
             ours = torch_logits(fast, x[:batch])
-            assert_logits_match(ours, upstream.run_graph(graph, x[:batch]), f"compiled, batch {batch}")
+            assert_matches_reference("mobilenet_v1", ours, upstream.run_graph(graph, x[:batch]),
+                                     f"compiled, batch {batch}")
             check_fast_matches(torch.from_numpy(ours), torch.from_numpy(torch_logits(model, x[:batch])),
                                f"compiled, batch {batch}")
     assert sorted(fast.compile_seconds) == [((2, 3, 97, 97),), ((3, 3, 97, 97),)]
@@ -76,21 +78,32 @@ def test_resnet50_compiled_matches_model_and_upstream(tf, standins, needs_compil
     x = _nhwc_noise(2, 64, -124, 152)  # MLPerf-preprocessed pixel range
     ours = torch_logits(fast, x)
     ref = upstream.run_graph(upstream.frozen_graph_def(upstream.make_weights(0), image_size=64), x)
-    assert_logits_match(ours, ref, "compiled resnet50 64x64")
-    assert_logits_match(ours, torch_logits(model, x), "compiled resnet50 vs as built")
+    assert_matches_reference("resnet50", ours, ref, "compiled resnet50 64x64")
+    assert_matches_reference("resnet50", ours, torch_logits(model, x), "compiled resnet50 vs as built")
 
 
-def test_flownet2_sd_compiled_matches_model(needs_compiler):
+# The models the tests above also check against their upstream graph; every other model is checked
+# below against itself as built (its upstream reference is the model tests' job).
+CHECKED_AGAINST_UPSTREAM_ABOVE = ("mobilenet_v1", "resnet50")
+
+
+@pytest.mark.parametrize("model", [m for m in zoo.list_models() if m not in CHECKED_AGAINST_UPSTREAM_ABOVE])
+def test_compiled_matches_model_as_built(model, needs_compiler):
+    entry = zoo.get_model_entry(model)
     torch.manual_seed(0)
-    model = zoo.flownet2_sd()
-    fast = zoo.fast_inference_model(model)
-    frames = torch.rand(1, 3, 2, 64, 64) * 255  # (B, 3, 2, H, W), RGB in [0, 255]
+    net = entry.builder("torch")()
+    fast = zoo.fast_inference_model(net)
+    size = small_valid_size(model, at_least=64)
+    x = torch.from_numpy(entry.input.example(1, size, seed=0, framework="torch"))
     with torch.no_grad():
-        plain = model(frames)
-    flow = fast(frames)
-    assert flow.shape == (1, 2, 64, 64)
-    # Relative to the flow's scale (max(1, max |flow|)), as the benchmarks check it.
-    assert check_fast_matches(flow, plain, "compiled flownet2_sd") <= 1e-4
+        plain = net(x)
+    out = fast(x)
+    assert out.shape == plain.shape
+    if not entry.is_classifier:
+        # A map output keeps the input's spatial size.
+        assert tuple(out.shape[-2:]) == size
+    # Relative to the output's scale (max(1, max |output|)), as the benchmarks check it.
+    assert check_fast_matches(out, plain, f"compiled {model}") <= 1e-4
 
 
 def test_without_a_compiler_the_eager_folded_form_runs_with_one_warning(monkeypatch, recwarn):

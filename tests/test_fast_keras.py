@@ -1,8 +1,8 @@
 """zoo.keras.fast.fast_inference_function: the folded Keras port in a tf.function (XLA on request) is exact.
 
 The reference is TensorFlow running the upstream stand-in frozen graph at the
-same size. Tolerance: max |logit diff| <= 1e-4, relative beyond logits of 10
-(tests/parity.py), with and without XLA.
+same size. Tolerance: the model's registry tolerance (``entry.tolerance``, via
+tests/parity.py), with and without XLA.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity import assert_logits_match
+from parity import assert_matches_reference
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def test_mobilenet_fast_function_matches_upstream(tf, standins, fast_keras, opti
     ref = upstream.run_graph(upstream.frozen_graph_def(weights, image_size=97, global_pool=True), x)
     out = run(x)
     assert isinstance(out, tf.Tensor)
-    assert_logits_match(out.numpy(), ref, f"keras fast mobilenet (jit_compile={run.jit_compile})")
+    assert_matches_reference("mobilenet_v1", out.numpy(), ref,
+                             f"keras fast mobilenet (jit_compile={run.jit_compile})")
 
 
 def test_resnet50_fast_function_matches_upstream(tf, standins, fast_keras):
@@ -46,7 +47,8 @@ def test_resnet50_fast_function_matches_upstream(tf, standins, fast_keras):
     run = fast_keras.fast_inference_function(zoo.keras.resnet50_tf_compat(weights=standins.converted("resnet50")))
     x = np.random.default_rng(1).uniform(-124, 152, (2, 64, 64, 3)).astype(np.float32)
     ref = upstream.run_graph(upstream.frozen_graph_def(upstream.make_weights(0), image_size=64), x)
-    assert_logits_match(run(tf.constant(x)).numpy(), ref, f"keras fast resnet50 (jit_compile={run.jit_compile})")
+    assert_matches_reference("resnet50", run(tf.constant(x)).numpy(), ref,
+                             f"keras fast resnet50 (jit_compile={run.jit_compile})")
 
 
 def test_fast_function_rejects_other_dtypes(tf, fast_keras):

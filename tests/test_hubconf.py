@@ -23,17 +23,22 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from parity import ROOT
+from parity import ROOT, small_valid_size
 from zoo.registry import MODELS, register_model, unregister_model
 
 # Entry point name -> registry name: each model's PyTorch builder, under the model's name and the builder's own.
 ENTRY_POINTS = {point: name for name, entry in MODELS.items()
                 for point in (name, entry.torch_builder.partition(":")[2])}
 
-# Small inputs keep the file fast: the classifiers take any size >= 32, FlowNet2-SD multiples of 64.
-INPUT_SHAPES = {"mobilenet_v1": (2, 3, 64, 64), "resnet50": (2, 3, 64, 64), "flownet2_sd": (1, 3, 2, 64, 64)}
-# Stand-ins whose upstream formats TensorFlow writes (a skip without it; FlowNet2-SD's needs only torch).
-TF_WRITTEN_STANDINS = ("mobilenet_v1", "resnet50")
+
+
+def standin_needs_tensorflow(name: str) -> bool:
+    """Whether ``name``'s stand-in upstream release is written with TensorFlow (a TF graph release)."""
+    return MODELS[name].upstream_graph is not None
+
+
+# A model whose stand-in needs only torch where there is one (no TensorFlow start), else the first.
+TORCH_ONLY_MODEL = next((name for name in sorted(MODELS) if not standin_needs_tensorflow(name)), min(MODELS))
 
 
 @pytest.fixture
@@ -66,7 +71,7 @@ def test_entry_points_are_the_builders_themselves():
 @pytest.mark.parametrize("entry_point", zoo.list_models())
 def test_load_builds_the_builders_model_with_the_files_weights(entry_point, standins, request):
     name = ENTRY_POINTS[entry_point]
-    if name in TF_WRITTEN_STANDINS:
+    if standin_needs_tensorflow(name):
         request.getfixturevalue("tf")
     weights = standins.converted(name)
     model = torch.hub.load(str(ROOT), entry_point, source="local", weights=weights)
@@ -80,17 +85,20 @@ def test_load_builds_the_builders_model_with_the_files_weights(entry_point, stan
         assert torch.equal(state[key], tensor), key
 
     direct = zoo.create_model(name, weights=weights)
-    x = torch.rand(INPUT_SHAPES[name], generator=torch.Generator().manual_seed(0))
-    x = x * 255 if name == "flownet2_sd" else x * 2 - 1
+    # A small valid input keeps the file fast.
+    x = torch.from_numpy(MODELS[name].input.example(2, small_valid_size(name, at_least=64), seed=0))
     with torch.no_grad():
         # Same code, same weights, same process: bitwise equal.
         assert torch.equal(model(x), direct(x))
 
 
-def test_load_passes_builder_arguments_through():
-    model = torch.hub.load(str(ROOT), "mobilenet_v1_tf_compat", source="local", num_classes=10)
+@pytest.mark.parametrize("name", [name for name in zoo.list_models() if MODELS[name].is_classifier])
+def test_load_passes_builder_arguments_through(name):
+    entry = MODELS[name]
+    model = torch.hub.load(str(ROOT), entry.builder_name("torch"), source="local", num_classes=10)
+    x = torch.from_numpy(entry.input.example(1, small_valid_size(name)))
     with torch.no_grad():
-        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+        assert model(x).shape == (1, 10)
 
 
 def test_list_is_exactly_the_builders(hub_sees_this_checkout):
@@ -103,7 +111,7 @@ def tiny_classifier(weights=None, **kwargs):
 
 
 def test_list_sees_a_model_registered_at_run_time(hub_sees_this_checkout):
-    entry = dataclasses.replace(MODELS["mobilenet_v1"], name="tiny_hub_model", torch_builder=tiny_classifier)
+    entry = dataclasses.replace(MODELS[min(MODELS)], name="tiny_hub_model", torch_builder=tiny_classifier)
     register_model(entry)
     try:
         listed = torch.hub.list("owner/zoo")
@@ -123,10 +131,12 @@ def test_help_describes_input_and_weights(entry_point, hub_sees_this_checkout):
     assert "float32" in doc and ".safetensors" in doc and "None" in doc
     for tag in entry.tags:
         assert f'"{tag}"' in doc, f"{entry_point}'s docstring omits its weights tag {tag!r}"
-    if entry.num_classes is not None:
-        assert "NCHW" in doc and str(entry.num_classes) in doc and "background" in doc
-    else:
-        assert "multiples of 64" in doc
+    if entry.is_classifier:
+        assert entry.input.torch_layout in doc and str(entry.num_classes) in doc
+        if entry.label_offset == -1:  # class 0 is a background class
+            assert "background" in doc
+    if entry.input.size_multiple > 1:
+        assert f"multiples of {entry.input.size_multiple}" in doc
 
 
 def test_dependencies_are_pyprojects_runtime_dependencies():
@@ -140,7 +150,7 @@ def test_dependencies_are_pyprojects_runtime_dependencies():
     assert sorted(hubconf.dependencies) == sorted(names)
 
 
-def test_plain_checkout_without_install(tmp_path, standins):
+def test_plain_checkout_without_install(tmp_path, standins, request):
     """A copy of the checkout that no install points at loads through torch.hub, with its own zoo.
 
     Run in a fresh interpreter from an unrelated folder, without PYTHONPATH:
@@ -148,18 +158,20 @@ def test_plain_checkout_without_install(tmp_path, standins):
     on sys.path; the editable install's finder comes after it). Loading a
     second checkout in the same process must then refuse, naming both folders.
     """
+    if standin_needs_tensorflow(TORCH_ONLY_MODEL):
+        request.getfixturevalue("tf")
     checkout = tmp_path / "checkout"
     shutil.copytree(ROOT / "zoo", checkout / "zoo", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "hubconf.py", checkout / "hubconf.py")
     script = textwrap.dedent(
         f"""
         import pathlib, sys, torch
-        model = torch.hub.load({str(checkout)!r}, "flownet2_sd", source="local",
-                               weights={str(standins.converted("flownet2_sd"))!r})
+        model = torch.hub.load({str(checkout)!r}, {TORCH_ONLY_MODEL!r}, source="local",
+                               weights={str(standins.converted(TORCH_ONLY_MODEL))!r})
         import zoo
         assert pathlib.Path(zoo.__file__).resolve().is_relative_to({str(checkout.resolve())!r}), zoo.__file__
         try:
-            torch.hub.load({str(ROOT)!r}, "flownet2_sd", source="local")
+            torch.hub.load({str(ROOT)!r}, {TORCH_ONLY_MODEL!r}, source="local")
         except ImportError as error:
             print("refused:", error)
         else:

@@ -3,13 +3,16 @@
 Generic code is every .py under zoo/ except each registered model's own five
 files (zoo/{specs,models,keras,convert,standins}/<model>.py) and the in-tree
 registry entries (zoo/registry/entries.py), plus hubconf.py, scripts/*.py and
-benchmarks/*.py. A string constant in it equal to a registered model's name
-is a failure; docstrings are prose and may name models.
+benchmarks/*.py. A string constant in it that holds a registered model's name
+as a word (the name alone, or inside a path or message such as
+"zoo.models.<model>.x", not inside a longer identifier-like word) is a
+failure; docstrings are prose and may name models.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from parity import ROOT
@@ -44,11 +47,16 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def model_name_literals(source: str, names: list[str], where: str) -> list[str]:
-    """``where:line: 'name'`` for every string constant in ``source`` equal to one of ``names`` (docstrings aside)."""
+    """``where:line: 'text'`` for every string constant in ``source`` naming one of ``names`` (docstrings aside).
+
+    A name counts where no letter or digit touches it (``_`` and punctuation may):
+    ``"m1"``, ``"zoo.specs.m1"`` and ``"m1_builder"`` name ``m1``; ``"xm1"`` does not.
+    """
+    word = re.compile(r"(?<![A-Za-z0-9])(?:" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9])")
     tree = ast.parse(source, filename=where)
     docstrings = _docstrings(tree)
     hits = [node for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and node.value in names and id(node) not in docstrings]
+            and word.search(node.value) and id(node) not in docstrings]
     return [f"{where}:{node.lineno}: {node.value!r}" for node in sorted(hits, key=lambda n: (n.lineno, n.col_offset))]
 
 
@@ -73,7 +81,9 @@ def f(name):
     """m1 in a docstring."""
     if name == "m1":
         return {"m2": 1}
+    if name == "xm1" or name == "m10":
+        return "see zoo.models.m2.run"
     return f"m1"
 '''
     found = model_name_literals(source, ["m1", "m2"], "x.py")
-    assert found == ["x.py:4: 'm1'", "x.py:5: 'm2'", "x.py:6: 'm1'"], found
+    assert found == ["x.py:4: 'm1'", "x.py:5: 'm2'", "x.py:7: 'see zoo.models.m2.run'", "x.py:8: 'm1'"], found

@@ -130,7 +130,10 @@ def standin_weights_env(tmp_path_factory, tf, standins) -> dict[str, str]:
     registered = load_manifest()
     weights = {}
     for model in list_models():
-        tag = get_model_entry(model).tags[0]  # the default tag, the one the stand-in stands in for
+        tags = get_model_entry(model).tags
+        if not tags:  # no weights tag to resolve: nothing to stand in for
+            continue
+        tag = tags[0]  # the default tag, the one the stand-in stands in for
         key = f"{model}.{tag}"
         upstream = registered.entry(model, tag).upstream
         # The session's stand-in (conftest.StandIns), placed where a user copies the release for offline use.

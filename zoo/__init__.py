@@ -24,7 +24,7 @@ from .errors import (
     ZooError,
 )
 from .factory import create_model
-from .registry import get_model_entry, list_models, register_model, unregister_model
+from .registry import builder_aliases, get_model_entry, list_models, register_model, unregister_model
 
 # The fast form (zoo.fast), imported on first use: it imports torch._inductor's config lazily too.
 _FAST = {
@@ -57,10 +57,7 @@ _PUBLIC = [
 
 def _builder_names() -> dict[str, str]:
     """Attribute -> registry name: each model's PyTorch builder, under the model's name and the builder's own."""
-    names = {}
-    for model in list_models():
-        names[model] = names[get_model_entry(model).builder_name("torch")] = model
-    return names
+    return builder_aliases("torch")
 
 
 def __getattr__(name: str) -> Any:

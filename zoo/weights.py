@@ -36,7 +36,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise FormatError(f"{path}: not a readable .safetensors file ({error})") from None
 
 
-def load_torch_weights(model: nn.Module, path: str | os.PathLike, cast: bool = False) -> None:
+def load_torch_weights(model: nn.Module, path: str | os.PathLike, *, cast: bool = False) -> None:
     """Load the converted file at ``path`` into ``model``, strictly.
 
     Every tensor must be float32 and finite (:func:`zoo.weights_check.checked_float32`);

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["FastCheck", "first_batch_checked", "keras_fast_function", "torch_fast_model"]
 
@@ -77,14 +80,14 @@ def first_batch_checked(fast: Callable[[np.ndarray], np.ndarray], plain: Callabl
     return run
 
 
-def torch_fast_model(net):
+def torch_fast_model(net: "torch.nn.Module") -> "torch.nn.Module":
     """:func:`zoo.fast.fast_inference_model` of ``net`` (a new module; ``net`` is left as built)."""
     from ..fast import fast_inference_model
 
     return fast_inference_model(net)
 
 
-def keras_fast_function(net) -> Callable:
+def keras_fast_function(net: Any) -> Callable[[Any], Any]:
     """``net``'s fast form: :func:`zoo.keras.fast.fast_inference_function` (float32 in, a tensor out)."""
     from ..keras.fast import fast_inference_function
 

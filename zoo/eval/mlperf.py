@@ -44,13 +44,12 @@ from ..errors import ArgumentError, FormatError, MissingFileError, ZooError
 from ..fileio import atomic_write_bytes
 from ..registry import get_model_entry
 from .datasets import ArrayDataset
-from .imagenet_models import mlperf_entry
+from .imagenet_models import array_size, mlperf_entry
 from .predictors import Predictor, make_predictor
 
 __all__ = [
     "BACKENDS",
     "MODES",
-    "PERFORMANCE_SAMPLE_COUNT",
     "SCENARIOS",
     "AccuracyResult",
     "ClassifierSUT",
@@ -70,8 +69,6 @@ SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 # --mode -> LoadGen's TestMode member.
 MODES = {"accuracy": "AccuracyOnly", "performance": "PerformanceOnly", "submission": "SubmissionRun"}
 BACKENDS = ("torch", "keras", "onnxruntime", "tf-upstream")
-# mlperf.conf's performance_sample_count_override for the ImageNet QSL (ResNet-50's).
-PERFORMANCE_SAMPLE_COUNT = 1024
 ACCURACY_LOG = "mlperf_log_accuracy.json"
 SUMMARY_LOG = "mlperf_log_summary.txt"
 ACCURACY_REPORT_FORMAT = "zoo-mlperf-accuracy/1"
@@ -130,7 +127,8 @@ def _onnxruntime_predictor(model: str, weights, batch: int, threads: int | None)
     from ..export import export_model
 
     with tempfile.TemporaryDirectory(prefix="zoo-mlperf-onnx-") as folder:
-        path = export_model(model, weights, Path(folder) / f"{model}.onnx", batch=batch)
+        # Exported at the size of the preprocessed arrays it will be fed.
+        path = export_model(model, weights, Path(folder) / f"{model}.onnx", batch=batch, size=array_size(model))
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -311,7 +309,7 @@ def run_loadgen(lg, model: str, dataset: ArrayDataset, predictor: Predictor, set
     scenario = settings.scenario
     batch = 1 if scenario == lg.TestScenario.SingleStream else max_batchsize
     sut_impl = ClassifierSUT(lg, qsl, predictor, entry.label_offset, batch, threads)
-    performance_count = min(len(dataset), PERFORMANCE_SAMPLE_COUNT)
+    performance_count = min(len(dataset), entry.mlperf.performance_sample_count)
     log_output = lg.LogOutputSettings()
     log_output.outdir = str(output)
     log_output.copy_summary_to_stdout = False

@@ -13,7 +13,7 @@ and under the builder's own (``zoo.keras.resnet50``, ``zoo.keras.resnet50_tf_com
 
 from typing import Any
 
-from ..registry import get_model_entry, list_models
+from ..registry import builder_aliases, get_model_entry
 from ._require import require_keras
 
 require_keras()
@@ -23,10 +23,7 @@ from . import layers  # noqa: E402 - imports Keras: after the check, which names
 
 def _builder_names() -> dict[str, str]:
     """Attribute -> registry name: each model's Keras builder, under the model's name and the builder's own."""
-    names = {}
-    for model in list_models():
-        names[model] = names[get_model_entry(model).builder_name("keras")] = model
-    return names
+    return builder_aliases("keras")
 
 
 def _bind_builders() -> None:

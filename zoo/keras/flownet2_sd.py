@@ -1,4 +1,4 @@
-"""FlowNet2-SD in Keras: input (B, 2, H, W, 3) RGB in [0, 255], output (B, H, W, 2) flow in pixels.
+"""FlowNet2-SD in Keras (channels last; the input and output conventions are the registry entry's).
 
 The same function as :mod:`zoo.models.flownet2_sd`, built from
 :mod:`zoo.keras.layers` so that padding, transposed convolutions and the
@@ -93,7 +93,10 @@ def flownet2_sd(
         flow = TorchConv2D(2, 3, 1, 1, name=f"predict_flow{level}", kernel_initializer=init)(inter)
     flow = keras.layers.Rescaling(DIV_FLOW, name="div_flow")(flow)
     outputs = TorchBilinearResize(scale_factor=4, name="upsample1")(flow)
-    model = InputCheckedModel(frames, outputs, name="flownet2_sd", spatial_multiple=SIZE_MULTIPLE)
+    # The same words as the PyTorch port, which owns the any-size helper.
+    model = InputCheckedModel(frames, outputs, name="flownet2_sd", spatial_multiple=SIZE_MULTIPLE,
+                              size_hint=f"resize the frames to multiples of {SIZE_MULTIPLE} and rescale the flow "
+                              "back, as zoo.models.flownet2_sd.estimate_flow does for the PyTorch port")
     if weights is not None:
         load_canonical_into_keras(model, resolve_weights(weights, "flownet2_sd"), "flownet2_sd", spec.TABLE,
                                   cast=cast_weights)

@@ -39,12 +39,14 @@ def _layout(spec: tuple) -> str:
     return "(" + ", ".join(n if d is None else str(d) for n, d in zip(names, spec)) + ")"
 
 
-def check_keras_input(x: Any, spec: tuple, dtype: str, where: str, spatial_multiple: int | None = None) -> None:
+def check_keras_input(x: Any, spec: tuple, dtype: str, where: str, spatial_multiple: int | None = None,
+                      size_hint: str | None = None) -> None:
     """Raise unless ``x`` is an array or tensor of ``dtype`` whose shape fits ``spec`` (None = any).
 
     ``spec`` includes the batch axis, e.g. ``(None, None, None, 3)`` for NHWC RGB.
     ``spatial_multiple``: H and W (the two axes before the channels) must be
-    multiples of it, where they are known.
+    multiples of it, where they are known; ``size_hint`` is added to that error
+    (how to feed other sizes).
     """
     x_dtype = getattr(x, "dtype", None)
     shape = getattr(x, "shape", None)
@@ -71,17 +73,14 @@ def check_keras_input(x: Any, spec: tuple, dtype: str, where: str, spatial_multi
         if len(shape) == len(spec) == 4 and shape[1] == channels and shape[-1] != channels:
             hint = " (is it NCHW? Keras models take NHWC: transpose with x.transpose(0, 2, 3, 1))"
         elif len(shape) == len(spec) == 5 and shape[1] == channels and shape[2] == spec[1]:
-            hint = " (is it the PyTorch layout (B, 3, 2, H, W)? transpose with x.transpose(0, 2, 3, 4, 1))"
+            hint = (f" (is it the PyTorch layout (B, {channels}, {spec[1]}, H, W)? transpose with "
+                    "x.transpose(0, 2, 3, 4, 1))")
         raise InputShapeError(f"{where} expects input shaped {_layout(spec)}; got shape {shape}{hint}")
     if spatial_multiple:
         height, width = shape[-3], shape[-2]
         if any(n is not None and int(n) % spatial_multiple for n in (height, width)):
-            # The same words as the PyTorch port (zoo.models.flownet2_sd), which owns the any-size helper.
-            raise InputShapeError(
-                f"{where} needs H and W to be multiples of {spatial_multiple}, got {height}x{width}; "
-                "resize the frames to multiples of 64 and rescale the flow back, as "
-                "zoo.models.flownet2_sd.estimate_flow does for the PyTorch port"
-            )
+            raise InputShapeError(f"{where} needs H and W to be multiples of {spatial_multiple}, got "
+                                  f"{height}x{width}" + (f"; {size_hint}" if size_hint else ""))
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -90,27 +89,33 @@ class InputCheckedModel(keras.Model):
 
     Built like ``keras.Model(inputs, outputs, name=...)``; ``isinstance(m,
     keras.Model)`` holds and ``get_config`` is the functional config (plus
-    ``spatial_multiple`` when set). ``spatial_multiple``: H and W must be
-    multiples of it (FlowNet2-SD: 64), else :class:`zoo.errors.InputShapeError`
-    before any layer runs.
+    ``spatial_multiple`` and ``size_hint`` when set). ``spatial_multiple``: H
+    and W must be multiples of it, else :class:`zoo.errors.InputShapeError`
+    (with ``size_hint`` added) before any layer runs.
     """
 
-    def __init__(self, *args: Any, spatial_multiple: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, spatial_multiple: int | None = None, size_hint: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.spatial_multiple = spatial_multiple
+        self.size_hint = size_hint
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         if self.spatial_multiple:
             config["spatial_multiple"] = self.spatial_multiple
+        if self.size_hint:
+            config["size_hint"] = self.size_hint
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> "InputCheckedModel":
         config = dict(config)
         spatial_multiple = config.pop("spatial_multiple", None)
+        size_hint = config.pop("size_hint", None)
         model = super().from_config(config, custom_objects=custom_objects)
         model.spatial_multiple = spatial_multiple
+        model.size_hint = size_hint
         return model
 
     def _check_input(self, x: Any) -> None:
@@ -122,7 +127,7 @@ class InputCheckedModel(keras.Model):
             (x,) = x  # [x]: one array per model input
         spec = self.inputs[0]
         check_keras_input(x, tuple(spec.shape), keras.backend.standardize_dtype(spec.dtype), self.name,
-                          getattr(self, "spatial_multiple", None))
+                          getattr(self, "spatial_multiple", None), getattr(self, "size_hint", None))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._check_input(args[0] if args else kwargs.get("inputs"))

@@ -40,6 +40,7 @@ def load_canonical_into_keras(
     path: str | os.PathLike,
     model_name: str | None = None,
     table: NameTable | None = None,
+    *,
     cast: bool = False,
 ) -> None:
     """Load the converted ``.safetensors`` file at ``path`` into ``model``, strictly.

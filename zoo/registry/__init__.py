@@ -12,6 +12,8 @@ converted files' names, sizes, sha256 and URLs, in ``zoo/published.json``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import ArgumentError, UnknownModelError
 from .entries import IN_TREE
 from .types import (
@@ -31,10 +33,14 @@ from .types import (
     load_importable,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..specs.common import NameTable
+
 __all__ = [
     "FRAMEWORKS", "MODELS", "BenchmarkSpec", "ClassifierOutput", "FlowOutput", "Importable", "InputSpec",
     "MLPerfSpec", "ModelEntry", "OnnxNames", "ParityTolerance", "RemoteFile", "UpstreamGraph", "WeightsTag",
-    "get_model_entry", "list_models", "load_importable", "name_table", "register_model", "unregister_model",
+    "builder_aliases", "get_model_entry", "list_models", "load_importable", "name_table", "register_model",
+    "unregister_model",
 ]
 
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in IN_TREE}
@@ -53,6 +59,11 @@ def register_model(entry: ModelEntry, *, replace: bool = False) -> ModelEntry:
         raise ArgumentError(f"a model name must be a Python identifier (it names builders), got {entry.name!r}")
     if entry.name in MODELS and not replace:
         raise ArgumentError(f"model {entry.name!r} is already registered; pass replace=True to replace it")
+    for framework in FRAMEWORKS:
+        owner = builder_aliases(framework).get(entry.name)
+        if owner is not None and owner != entry.name:
+            raise ArgumentError(f"model name {entry.name!r} is the {framework} builder of model {owner!r}; "
+                                "choose another name")
     MODELS[entry.name] = entry
     return entry
 
@@ -76,6 +87,20 @@ def get_model_entry(name: str) -> ModelEntry:
         raise UnknownModelError(f"unknown model {name!r}; known: {', '.join(list_models())}") from None
 
 
-def name_table(model: str):
+def builder_aliases(framework: str) -> dict[str, str]:
+    """Attribute name -> model, for ``zoo.<attribute>`` / ``zoo.keras.<attribute>`` and torch.hub entry points.
+
+    Each model's name, then each model's ``framework`` builder's own name
+    (``resnet50_tf_compat``) in registration order; a builder name that is
+    already taken (another model's name or an earlier model's builder) stays
+    with its first owner, so a model registered later never shadows one before it.
+    """
+    aliases = {name: name for name in MODELS}
+    for name, entry in MODELS.items():
+        aliases.setdefault(entry.builder_name(framework), name)
+    return aliases
+
+
+def name_table(model: str) -> "NameTable":
     """The name table of ``model`` (:mod:`zoo.specs`): upstream name, PyTorch key, Keras weight, layout, shape."""
     return get_model_entry(model).load("name_table")

@@ -44,7 +44,7 @@ MOBILENET_V1 = ModelEntry(
     upstream="TF-slim mobilenet_v1_1.0_224.tgz (2018_08_02), MLPerf Inference's float MobileNet-v1",
     input=InputSpec(
         torch_layout="NCHW", keras_layout="NHWC", default_size=_IMAGENET_SIZE, value_range=(-1.0, 1.0),
-        min_size=32, description="RGB scaled to [-1, 1] (MLPerf pre_process_mobilenet)",
+        min_size=mobilenet_v1_spec.TOTAL_STRIDE, description="RGB scaled to [-1, 1] (MLPerf pre_process_mobilenet)",
     ),
     output=ClassifierOutput(
         num_classes=mobilenet_v1_spec.NUM_CLASSES,
@@ -62,6 +62,8 @@ MOBILENET_V1 = ModelEntry(
     ),
     mlperf=MLPerfSpec(
         model_name="mobilenet", dataset="imagenet_mobilenet", preprocessing_function="pre_process_mobilenet",
+        # MLPerf v0.5 ran MobileNet-v1 on ResNet-50's ImageNet QSL settings.
+        performance_sample_count=1024,
         citation={"model_name": _MLPERF_HARNESS, "dataset": _MLPERF_HARNESS,
                   "preprocessing_function": "mlcommons/inference, vision/classification_and_detection/python/dataset.py"},
     ),
@@ -132,8 +134,10 @@ RESNET50 = ModelEntry(
     upstream_graph=UpstreamGraph(input_node=resnet50_spec.INPUT_NODE, logits_node=resnet50_spec.LOGITS_NODE),
     mlperf=MLPerfSpec(
         model_name="resnet50", dataset="imagenet", preprocessing_function="pre_process_vgg",
+        performance_sample_count=1024,  # mlperf.conf: resnet50.*.performance_sample_count_override = 1024
         citation={"model_name": _MLPERF_HARNESS, "dataset": _MLPERF_HARNESS,
-                  "preprocessing_function": "mlcommons/inference, vision/classification_and_detection/python/dataset.py"},
+                  "preprocessing_function": "mlcommons/inference, vision/classification_and_detection/python/dataset.py",
+                  "performance_sample_count": "mlcommons/inference, mlperf.conf"},
     ),
     benchmark=BenchmarkSpec(
         quick_batch_sizes=(1, 2), published_gflop=8.2, ceiling_fraction_goal=0.75,

@@ -254,13 +254,17 @@ class MLPerfSpec:
 
     ``model_name``: the name mlperf.conf keys on; ``dataset``: the main.py
     dataset (it names the preprocessed-array cache); ``preprocessing_function``:
-    the dataset.py function zoo's preprocessing restates.
+    the dataset.py function zoo's preprocessing restates; ``image_size``: the
+    preprocessed arrays' height and width; ``performance_sample_count``:
+    mlperf.conf's ``performance_sample_count_override``.
     """
 
     model_name: str
     dataset: str
     preprocessing_function: str
     image_size: int = 224
+    # mlperf.conf's performance_sample_count_override: how many samples LoadGen keeps loaded.
+    performance_sample_count: int = 1024
     citation: Mapping[str, str] = field(default_factory=dict)
 
 

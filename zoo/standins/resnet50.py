@@ -1,9 +1,8 @@
 """Stand-in for MLPerf Inference's ResNet-50 v1.5 frozen graph ``resnet50_v1.pb``.
 
-The real file (https://zenodo.org/record/2535873/files/resnet50_v1.pb, md5
-7b94a2da05dd30f6c0af23a46bc08886) is TF official models r1 ``official/resnet``
-(``resnet_size=50``, ``resnet_version=1``, i.e. "v1.5": the stride sits on the 3x3
-conv), channels_last, exported 20181001 with TF ~1.11 and frozen. This module writes
+The real file (its URL and md5 are in the registry entry's weights tag) is TF official
+models r1 ``official/resnet`` (``resnet_size=50``, ``resnet_version=1``, i.e. "v1.5": the
+stride sits on the 3x3 conv), channels_last, exported 20181001 with TF ~1.11 and frozen. This module writes
 the same GraphDef node by node, in the order and with the attrs TF 1.11 gives the
 ``tf.layers`` graph of ``resnet_model.Model.__call__`` + ``resnet_run_loop.resnet_model_fn``
 after ``freeze_graph``; the weights are random but of a realistic scale.
