@@ -16,13 +16,13 @@ The upstream's forward is timed in one of two ways:
 from __future__ import annotations
 
 import inspect
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from zoo.eval.upstream_tf import upstream_runner as tf_upstream_runner
 from zoo.registry import ModelEntry
 
 
@@ -71,34 +71,14 @@ def _first_line(function: Callable) -> str:
     return (inspect.getdoc(function) or "").split("\n")[0].rstrip(".")
 
 
-def _frozen_graph_def(entry: ModelEntry, source: Path) -> Any:
-    from zoo.standins.tf_session import read_frozen_graph_def
-
-    member = entry.upstream_graph.frozen_member
-    # The release archive's frozen member, or a bare .pb given with --upstream.
-    return read_frozen_graph_def(source, member if member and tarfile.is_tarfile(source) else None)
-
-
-def _tf_session_runner(entry: ModelEntry, source: Path, threads: int,
-                       batch_keras: np.ndarray) -> Callable[[], np.ndarray]:
-    tf = configure_tf(threads)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.import_graph_def(_frozen_graph_def(entry, source), name="")
-    config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
-    session = tf.compat.v1.Session(graph=graph, config=config)
-    nodes = entry.upstream_graph
-    fetch, feed = f"{nodes.logits_node}:0", {f"{nodes.input_node}:0": batch_keras}
-    return lambda: session.run(fetch, feed)
-
-
 def upstream_runner(prep: Prepared, batch_keras: np.ndarray, threads: int) -> tuple[Callable[[], np.ndarray], str]:
     """``run()`` computing the upstream output on ``batch_keras`` (in PyTorch's layout), and its description."""
     entry = prep.entry
     to_torch = entry.output.to_torch_layout
     if entry.upstream_graph is not None:
-        run_session = _tf_session_runner(entry, prep.source, threads, batch_keras)
-        return (lambda: to_torch(run_session()),
+        configure_tf(threads)
+        run_session = tf_upstream_runner(entry.name, prep.source, threads)
+        return (lambda: to_torch(run_session(batch_keras)),
                 "TensorFlow session on the upstream frozen graph")
     standin = entry.load("standin")
     make_runner = getattr(standin, "reference_runner", None)

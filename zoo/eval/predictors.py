@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ArgumentError, UnknownFrameworkError
 from ..registry import get_model_entry
+from ..registry.types import transpose_layout
 from .fast_check import FastCheck, first_batch_checked, keras_fast_function, torch_fast_model
 from .upstream_tf import upstream_runner
 
@@ -32,8 +33,7 @@ class Predictor:
 
     def __call__(self, batch: np.ndarray, batch_layout: str) -> np.ndarray:
         """Logits of ``batch`` (given in ``batch_layout``), transposed to this predictor's layout first."""
-        if batch_layout != self.layout:
-            batch = batch.transpose(tuple(batch_layout.index(axis) for axis in self.layout))
+        batch = transpose_layout(batch, batch_layout, self.layout)
         return np.asarray(self.run(np.ascontiguousarray(batch, dtype=np.float32)))
 
 

@@ -67,8 +67,12 @@ def load_upstream_graph_def(model: str, path: str | os.PathLike) -> "object":
     return graph_def
 
 
-def upstream_runner(model: str, path: str | os.PathLike) -> Callable[[np.ndarray], np.ndarray]:
-    """A session on the upstream graph, imported once, feeding its input node and fetching its logits."""
+def upstream_runner(model: str, path: str | os.PathLike,
+                    threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """A session on the upstream graph, imported once, feeding its input node and fetching its logits.
+
+    ``threads``: the session's intra-op threads (one inter-op thread); ``None``: TensorFlow's defaults.
+    """
     import tensorflow as tf
 
     _, graph_spec = _upstream_graph(model)
@@ -76,6 +80,9 @@ def upstream_runner(model: str, path: str | os.PathLike) -> Callable[[np.ndarray
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name="")
-    session = tf.compat.v1.Session(graph=graph)
+    config = None
+    if threads is not None:
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads, inter_op_parallelism_threads=1)
+    session = tf.compat.v1.Session(graph=graph, config=config)
     fetch, feed = f"{graph_spec.logits_node}:0", f"{graph_spec.input_node}:0"
     return lambda batch: session.run(fetch, {feed: batch})

@@ -92,6 +92,18 @@ def load_importable(target: Importable) -> Any:
     return getattr(obj, name) if name else obj
 
 
+def transpose_layout(x: Any, source: str, target: str) -> Any:
+    """``x`` in axis letters ``source`` (e.g. ``"NHWC"``) rearranged into ``target`` (e.g. ``"NCHW"``).
+
+    Arrays are transposed, tensors (anything with ``permute``) permuted; ``x`` comes back as it is
+    when the layouts agree.
+    """
+    order = tuple(source.index(axis) for axis in target)
+    if order == tuple(range(len(order))):
+        return x
+    return x.permute(*order) if hasattr(x, "permute") else np.transpose(x, order)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """What a model takes: layout per framework, size rules, value range, and how to make a valid example.
@@ -151,11 +163,7 @@ class InputSpec:
 
     def convert_layout(self, x: Any, source: str, target: str) -> Any:
         """``x`` (an array or tensor with ``permute``/``transpose``) from ``source``'s layout to ``target``'s."""
-        src, dst = self.layout(source), self.layout(target)
-        order = tuple(src.index(axis) for axis in dst)
-        if order == tuple(range(len(order))):
-            return x
-        return x.permute(*order) if hasattr(x, "permute") else np.transpose(x, order)
+        return transpose_layout(x, self.layout(source), self.layout(target))
 
 
 @dataclass(frozen=True)
